@@ -17,7 +17,6 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from pytest_postgresql.janitor import DatabaseJanitor
-
 from wf.install import install_sync
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,7 +31,9 @@ def define(conn: psycopg.Connection, definition: dict[str, Any]) -> int:
     return conn.execute("select wf.define(%s) as v", (Jsonb(definition),)).fetchone()["v"]
 
 
-def enqueue(conn: psycopg.Connection, workflow: str, input: dict[str, Any] | None = None, **kw: Any) -> str:
+def enqueue(
+    conn: psycopg.Connection, workflow: str, input: dict[str, Any] | None = None, **kw: Any
+) -> str:
     row = conn.execute(
         "select wf.enqueue(%s, %s, %s, %s, %s) as id",
         (workflow, Jsonb(input or {}), kw.get("key"), kw.get("run_at"), kw.get("correlation_id")),
@@ -44,9 +46,10 @@ def claim(conn: psycopg.Connection, stage: str, qty: int = 10) -> list[dict[str,
 
 
 def complete(conn: psycopg.Connection, task: dict[str, Any], output: Any = None) -> bool:
+    out = Jsonb(output if output is not None else {})
     return conn.execute(
         "select wf.complete(%s, %s, %s, %s) as ok",
-        (task["run_id"], task["step"], task["attempt"], Jsonb(output if output is not None else {})),
+        (task["run_id"], task["step"], task["attempt"], out),
     ).fetchone()["ok"]
 
 
@@ -55,6 +58,20 @@ def fail(conn: psycopg.Connection, task: dict[str, Any], error: str = "boom", **
         "select wf.fail(%s, %s, %s, %s, %s, %s, %s) as ok",
         (task["run_id"], task["step"], task["attempt"], error, kw.get("retryable", True),
          kw.get("http_status"), kw.get("retry_after")),
+    ).fetchone()["ok"]
+
+
+def skip(conn: psycopg.Connection, task: dict[str, Any], reason: str | None = None) -> bool:
+    return conn.execute(
+        "select wf.skip(%s, %s, %s, %s) as ok",
+        (task["run_id"], task["step"], task["attempt"], reason),
+    ).fetchone()["ok"]
+
+
+def extend(conn: psycopg.Connection, task: dict[str, Any], seconds: int) -> bool:
+    return conn.execute(
+        "select wf.extend(%s, %s, %s, %s) as ok",
+        (task["run_id"], task["step"], task["attempt"], seconds),
     ).fetchone()["ok"]
 
 
@@ -67,22 +84,79 @@ def step_statuses(conn: psycopg.Connection, run_id: str) -> dict[str, str]:
     return {r["name"]: r["status"] for r in rows}
 
 
+def step_row(conn: psycopg.Connection, run_id: str, step: str) -> dict[str, Any]:
+    return conn.execute(
+        "select * from wf.steps where run_id = %s and name = %s", (run_id, step)
+    ).fetchone()
+
+
 def events(conn: psycopg.Connection, run_id: str) -> list[dict[str, Any]]:
-    return conn.execute("select * from wf.events where run_id = %s order by id", (run_id,)).fetchall()
+    return conn.execute(
+        "select * from wf.events where run_id = %s order by id", (run_id,)
+    ).fetchall()
+
+
+def event_kinds(conn: psycopg.Connection, run_id: str, step: str | None = None) -> list[tuple]:
+    """(kind, attempt) of a run's events in order, optionally of one step."""
+    return [(e["kind"], e["attempt"]) for e in events(conn, run_id)
+            if step is None or e["step"] == step]
+
+
+def queue_of(conn: psycopg.Connection, stage: str) -> str:
+    return conn.execute("select queue from wf.stages where name = %s", (stage,)).fetchone()["queue"]
 
 
 def make_visible(conn: psycopg.Connection, stage: str) -> None:
     """Simulate time: every message of the stage's queue becomes visible now (back-dates vt)."""
-    queue = conn.execute("select queue from wf.stages where name = %s", (stage,)).fetchone()["queue"]
-    conn.execute(f'update pgmq."q_{queue}" set vt = now() - interval \'1 second\'')
+    conn.execute(f"update pgmq.\"q_{queue_of(conn, stage)}\" set vt = now() - interval '1 second'")
 
 
-def chain(name: str = "chain", n: int = 3, function: str = "echo", **step_extra: Any) -> dict[str, Any]:
+def messages(conn: psycopg.Connection, stage: str) -> list[dict[str, Any]]:
+    """The messages still in a stage's queue (visible or not), with seconds until visible."""
+    return conn.execute(
+        f"""select msg_id, read_ct, message, extract(epoch from vt - clock_timestamp())::float as wait
+            from pgmq."q_{queue_of(conn, stage)}" order by msg_id"""
+    ).fetchall()
+
+
+def archived(conn: psycopg.Connection, stage: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        f'select msg_id, message from pgmq."a_{queue_of(conn, stage)}" order by msg_id'
+    ).fetchall()
+
+
+def dlq(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """The dead letters still in wf_dlq (reading with vt 0 leaves them visible)."""
+    return conn.execute("select msg_id, message from pgmq.read('wf_dlq', 0, 100)").fetchall()
+
+
+def counts(conn: psycopg.Connection, *tables: str) -> dict[str, int]:
+    return {t: conn.execute(f"select count(*) as n from {t}").fetchone()["n"] for t in tables}
+
+
+def chain(
+    name: str = "chain", n: int = 3, function: str = "echo", **step_extra: Any
+) -> dict[str, Any]:
     return {
         "name": name,
         "steps": [
             {"name": f"s{i}", "function": function, "action": "go",
              "payload_template": {"i": i}, **step_extra}
             for i in range(1, n + 1)
+        ],
+    }
+
+
+def diamond(name: str = "diamond", function: str = "echo", **top: Any) -> dict[str, Any]:
+    """a → (b, c) → d: fan-out after a, fan-in at d."""
+    step = {"function": function, "action": "go"}
+    return {
+        "name": name,
+        **top,
+        "steps": [
+            {"name": "a", **step},
+            {"name": "b", "depends_on": ["a"], **step},
+            {"name": "c", "depends_on": ["a"], **step},
+            {"name": "d", "depends_on": ["b", "c"], **step},
         ],
     }

@@ -1,0 +1,318 @@
+"""The `wf` command line. Exit 0 on success, 2 on bad input or usage (one line, no
+traceback), 1 on anything else. Every option also reads a WF_* environment variable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import click
+import orjson
+
+from wf import db
+from wf.definitions import DefinitionFileError, load_definition_files
+
+T = TypeVar("T")
+# SQLSTATEs wf raises for bad input (see README, "Errors"), plus the class of data errors
+_INPUT_SQLSTATES = ("22", "23", "P0002", "55000", "54000", "42883")
+
+
+class BadInput(click.ClickException):
+    exit_code = 2
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"wf: {message}", err=True)
+    sys.exit(code)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine and turn database errors into the documented exit codes."""
+    try:
+        return asyncio.run(coro)
+    except asyncpg.PostgresError as exc:
+        state = exc.sqlstate or ""
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _fail(message, 2 if state.startswith(_INPUT_SQLSTATES) else 1)
+    except (OSError, asyncpg.InterfaceError) as exc:
+        _fail(f"cannot reach the database: {exc}", 1)
+    raise AssertionError("unreachable")
+
+
+def dsn_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--dsn", envvar=["WF_DATABASE_URL", "DATABASE_URL"], show_envvar=True, required=True,
+                        help="PostgreSQL URL (WF_DATABASE_URL, then DATABASE_URL).")(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, envvar="WF_JSON", show_envvar=True,
+                        help="Print JSON instead of a table.")(fn)
+
+
+async def _fetch(dsn: str, query: str, *args: Any) -> list[dict[str, Any]]:
+    conn = await db.connect(dsn)
+    try:
+        return [dict(r) for r in await conn.fetch(query, *args)]
+    finally:
+        await conn.close()
+
+
+def _cell(value: Any, width: int = 60) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+    elif isinstance(value, dict | list):
+        text = orjson.dumps(value).decode()
+    else:
+        text = str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str] | None = None) -> None:
+    if as_json:
+        click.echo(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = columns or list(rows[0])
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="wf")
+def main() -> None:
+    """wf — Postgres-native orchestration of Supabase Edge Functions."""
+
+
+@main.command()
+@dsn_option
+@click.option("--no-cron", is_flag=True, envvar="WF_NO_CRON", show_envvar=True,
+              help="Do not create the pg_cron job for wf.tick().")
+def install(dsn: str, no_cron: bool) -> None:
+    """Install or upgrade wf: pgmq, the sql/ migrations, the pg_cron tick job. Idempotent."""
+    from wf.install import InstallError
+    from wf.install import install as do_install
+
+    try:
+        report = _run(do_install(dsn, cron=not no_cron))
+    except InstallError as exc:
+        _fail(str(exc), 1)
+        return
+    click.echo(f"pgmq: {report.pgmq}")
+    click.echo(f"migrations applied: {', '.join(report.applied) if report.applied else 'none (up to date)'}")
+    click.echo(f"wf.tick() job: {report.cron}")
+
+
+@main.command()
+@dsn_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def define(dsn: str, paths: tuple[Path, ...]) -> None:
+    """Load workflow definitions from JSON files or folders; prints name → version."""
+    loaded, errors = load_definition_files(paths)
+
+    async def store() -> list[tuple[str, str]]:
+        conn = await db.connect(dsn)
+        results: list[tuple[str, str]] = []
+        try:
+            for path, definition in loaded:
+                try:
+                    version = await conn.fetchval("select wf.define($1::jsonb)", definition)
+                    results.append((definition["name"], f"{version}"))
+                except asyncpg.PostgresError as exc:
+                    if not (exc.sqlstate or "").startswith(_INPUT_SQLSTATES):
+                        raise
+                    errors.append(DefinitionFileError(path, str(exc)))
+        finally:
+            await conn.close()
+        return results
+
+    for name, version in _run(store()):
+        click.echo(f"{name} → {version}")
+    for error in errors:
+        click.echo(f"wf: {error}", err=True)
+    if errors:
+        sys.exit(2)
+
+
+def _parse_input(value: str) -> dict[str, Any]:
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text()
+        except OSError as exc:
+            raise BadInput(f"--input: cannot read {value[1:]}: {exc.strerror}") from exc
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"--input is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise BadInput("--input must be a JSON object")
+    return parsed
+
+
+@main.command()
+@dsn_option
+@click.argument("workflow")
+@click.option("--input", "input_", default="{}", envvar="WF_INPUT", show_envvar=True,
+              help="Run input: a JSON object, or @file.json.")
+@click.option("--key", envvar="WF_IDEMPOTENCY_KEY", show_envvar=True, help="Idempotency key.")
+@click.option("--at", "run_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+              envvar="WF_RUN_AT", show_envvar=True, help="Start at this ISO time (UTC when no offset).")
+@click.option("--correlation-id", envvar="WF_CORRELATION_ID", show_envvar=True, help="Correlation id.")
+def enqueue(dsn: str, workflow: str, input_: str, key: str | None, run_at: datetime | None,
+            correlation_id: str | None) -> None:
+    """Start a run of WORKFLOW; prints the run id."""
+    payload = _parse_input(input_)
+    if run_at is not None and run_at.tzinfo is None:
+        from datetime import UTC
+
+        run_at = run_at.replace(tzinfo=UTC)
+    rows = _run(_fetch(dsn, "select wf.enqueue($1, $2::jsonb, $3, $4, $5) as id", workflow, payload, key, run_at,
+                       correlation_id))
+    click.echo(str(rows[0]["id"]))
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.argument("run_id", required=False)
+@click.option("--limit", default=20, show_default=True, envvar="WF_LIMIT", show_envvar=True,
+              help="How many runs the overview shows.")
+def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
+    """The runs overview, or one run's steps and events."""
+    if run_id is None:
+        rows = _run(_fetch(dsn, "select * from wf.runs_overview limit $1", limit))
+        _print_rows(rows, as_json, ["run_id", "workflow", "version", "status", "progress", "current_steps",
+                                    "attempts", "last_error", "created_at", "duration"] if not as_json else None)
+        return
+    run_uuid = _uuid(run_id)
+
+    async def one_run() -> dict[str, Any]:
+        conn = await db.connect(dsn)
+        try:
+            run = await conn.fetchrow("select * from wf.runs_overview where run_id = $1", run_uuid)
+            if run is None:
+                raise BadInput(f"unknown run {run_id}")
+            steps = await conn.fetch("select * from wf.step_timeline where run_id = $1 order by started_at", run_uuid)
+            events = await conn.fetch("select at, step, attempt, kind, detail from wf.events where run_id = $1 "
+                                      "order by id", run_uuid)
+            return {"run": dict(run), "attempts": [dict(s) for s in steps], "events": [dict(e) for e in events]}
+        finally:
+            await conn.close()
+
+    story = _run(one_run())
+    if as_json:
+        click.echo(orjson.dumps(story, default=str, option=orjson.OPT_INDENT_2).decode())
+        return
+    run = story["run"]
+    click.echo(f"run {run['run_id']}  {run['workflow']} v{run['version']}  {run['status']}  {run['progress']}")
+    if run["last_error"]:
+        click.echo(f"last error ({run['failed_step']}): {run['last_error']}")
+    click.echo("")
+    _print_rows(story["attempts"], False, ["step", "attempt", "status", "started_at", "duration", "http_status",
+                                           "error"])
+    click.echo("")
+    _print_rows(story["events"], False)
+
+
+def _uuid(value: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise BadInput(f"not a run id (a UUID): {value}") from exc
+
+
+@main.command()
+@dsn_option
+@json_option
+def stages(dsn: str, as_json: bool) -> None:
+    """Stage health: queue depth, in flight, recent successes and failures, latency."""
+    _print_rows(_run(_fetch(dsn, "select * from wf.stage_health")), as_json)
+
+
+@main.command()
+@dsn_option
+@json_option
+def dlq(dsn: str, as_json: bool) -> None:
+    """Dead letters: steps that failed for good, with the run to retry."""
+    _print_rows(_run(_fetch(dsn, "select * from wf.dead_letters")), as_json)
+
+
+@main.command()
+@dsn_option
+@click.argument("run_id")
+def retry(dsn: str, run_id: str) -> None:
+    """Resume a failed run at its dead and failed steps."""
+    rows = _run(_fetch(dsn, "select wf.retry($1) as ok, (select status from wf.runs where id = $1) as status",
+                       _uuid(run_id)))
+    if not rows[0]["ok"]:
+        raise BadInput(f"run {run_id} is {rows[0]['status']}, not failed: nothing to retry")
+    click.echo(f"run {run_id} resumed")
+
+
+@main.command()
+@dsn_option
+@click.argument("run_id")
+@click.option("--reason", envvar="WF_CANCEL_REASON", show_envvar=True, help="Why (kept in the run's history).")
+def cancel(dsn: str, run_id: str, reason: str | None) -> None:
+    """Cancel a run; answers still in flight become no-ops."""
+    rows = _run(_fetch(dsn, "select wf.cancel($1, $2) as ok, (select status from wf.runs where id = $1) as status",
+                       _uuid(run_id), reason))
+    if not rows[0]["ok"]:
+        raise BadInput(f"run {run_id} is already {rows[0]['status']}")
+    click.echo(f"run {run_id} cancelled")
+
+
+@main.command()
+@dsn_option
+@click.option("--concurrency", default=16, show_default=True, envvar="WF_CONCURRENCY", show_envvar=True,
+              type=click.IntRange(1, 2000), help="Calls in flight at most, over all stages.")
+@click.option("--stages", "stage_list", default="", envvar="WF_STAGES", show_envvar=True,
+              help="Comma-separated stages (function names) to serve; all when empty.")
+@click.option("--once", is_flag=True, envvar="WF_ONCE", show_envvar=True,
+              help="Drain what is ready now, then exit.")
+@click.option("--grace", default=30.0, show_default=True, envvar="WF_GRACE", show_envvar=True,
+              type=click.FloatRange(0), help="Seconds in-flight calls get to finish after SIGTERM/SIGINT.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), envvar="WF_METRICS_PORT", show_envvar=True,
+              help="Serve /metrics and /healthz on this port.")
+@click.option("--poll-interval", default=1.0, show_default=True, envvar="WF_POLL_INTERVAL", show_envvar=True,
+              type=click.FloatRange(0.05, 60), help="Seconds between polls (LISTEN wakes the worker sooner).")
+@click.option("--functions-url", envvar="WF_FUNCTIONS_URL", show_envvar=True, required=True,
+              help="Base URL of the edge functions, e.g. https://<ref>.supabase.co/functions/v1")
+def worker(dsn: str, concurrency: int, stage_list: str, once: bool, grace: float, metrics_port: int | None,
+           poll_interval: float, functions_url: str) -> None:
+    """Run the consumer. Secrets come only from the environment: WF_FUNCTIONS_TOKEN (bearer
+    token) and WF_SIGNING_SECRET (Standard Webhooks signing secret, optional)."""
+    from wf.worker import WorkerConfig, run_worker
+
+    if not functions_url.startswith(("http://", "https://")):
+        raise BadInput(f"--functions-url must be an http(s) URL, got {functions_url}")
+    config = WorkerConfig(
+        dsn=dsn,
+        functions_url=functions_url,
+        token=os.environ.get("WF_FUNCTIONS_TOKEN") or None,
+        signing_secret=os.environ.get("WF_SIGNING_SECRET") or None,
+        concurrency=concurrency,
+        stages=tuple(s.strip() for s in stage_list.split(",") if s.strip()),
+        once=once,
+        grace=grace,
+        metrics_port=metrics_port,
+        poll_interval=poll_interval,
+    )
+    sys.exit(_run(run_worker(config)))

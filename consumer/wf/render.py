@@ -1,0 +1,90 @@
+"""Render a step's payload_template and `when` over the run's context.
+
+Jinja2 in a sandbox with StrictUndefined: a template cannot reach Python internals,
+and a missing variable is an error naming the variable, never an empty string.
+A string that is exactly one `{{ expr }}` keeps the JSON type of its value.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+_FALSE_WORDS = {"", "0", "false", "no", "off", "none", "null"}
+
+
+class RenderError(ValueError):
+    """A template that does not render; the message names the step and the place."""
+
+
+def build_context(context: dict[str, Any]) -> dict[str, Any]:
+    """What templates see: the input at top level and as `input`, plus `steps` and `run`."""
+    run_input = context.get("input") or {}
+    return {**run_input, "input": run_input, "steps": context.get("steps") or {}, "run": context.get("run") or {}}
+
+
+@lru_cache(maxsize=4096)
+def _expression(source: str) -> Any:
+    return _ENV.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _template(source: str) -> Any:
+    return _ENV.from_string(source)
+
+
+def _native(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises here, naming the variable
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _native(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_native(v) for v in value]
+    return str(value)
+
+
+def _render_string(source: str, ctx: dict[str, Any]) -> Any:
+    if "{" not in source:
+        return source
+    single = _SINGLE_EXPRESSION.match(source)
+    if single:
+        return _native(_expression(single.group("expr"))(**ctx))
+    return _template(source).render(ctx)
+
+
+def _render(value: Any, ctx: dict[str, Any], place: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return _render_string(value, ctx)
+        except TemplateError as exc:
+            raise RenderError(f"{place}: {exc.message or exc}") from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise RenderError(f"{place}: {type(exc).__name__}: {exc}") from exc
+    if isinstance(value, dict):
+        return {k: _render(v, ctx, f"{place}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, ctx, f"{place}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def render_payload(template: Any, ctx: dict[str, Any], step: str) -> Any:
+    """The payload for a call; RenderError names the step and the field."""
+    return _render(template, ctx, f"step {step}: payload_template")
+
+
+def render_when(template: str | None, ctx: dict[str, Any], step: str) -> bool:
+    """Whether the step runs: a false-like result ("", 0, false, no, none, null) skips it."""
+    if template is None:
+        return True
+    value = _render(template, ctx, f"step {step}: when")
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_WORDS
+    return bool(value)
