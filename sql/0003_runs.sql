@@ -69,8 +69,10 @@ begin
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;
-    perform wf.log_event(p_run_id, v_step.name, v_step.attempt + 1, 'queued',
-      case when v_delay > 0 then jsonb_build_object('delay_seconds', v_delay) end);
+    -- an immediate send is part of the event that caused it; the started event keeps queued_at
+    if v_delay > 0 then
+      perform wf.log_event(p_run_id, v_step.name, v_step.attempt + 1, 'queued', jsonb_build_object('delay_seconds', v_delay));
+    end if;
   end loop;
 
   if not exists (select 1 from wf.steps s

@@ -63,7 +63,9 @@ begin
       and r.finished_at < clock_timestamp() - make_interval(days => (wf.setting('retention_days'))::int)
     limit 10000
   ), gone as (
-    delete from wf.runs r using old where r.id = old.id returning 1
+    delete from wf.runs r using old where r.id = old.id returning r.id
+  ), history as (
+    delete from wf.events e using gone where e.run_id = gone.id
   )
   select count(*) into v_deleted from gone;
 
