@@ -57,7 +57,8 @@ begin
     end if;
 
     continue when v_match[1] is null;  -- {% statements %} are checked at run time
-    continue when v_expr ~ '\|\s*(default|d)\b';
+    -- a variable with a default filter is optional (`\y` is a word boundary; `\b` would be a backspace)
+    continue when v_expr ~ '\|\s*(default|d)\y';
     v_head := btrim(split_part(v_expr, '|', 1));
     v_match := regexp_match(v_head, '^([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*$');
     continue when v_match is null;

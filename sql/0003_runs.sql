@@ -67,7 +67,8 @@ begin
                         coalesce(ceil(extract(epoch from v_step.run_at - clock_timestamp()))::int, 0));
     v_msg_id := wf.send(v_step.queue, p_run_id, v_step.name, v_delay);
     update wf.steps s
-    set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay)
+    set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay),
+        first_queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;
     -- an immediate send is part of the event that caused it; the started event keeps queued_at
     if v_delay > 0 then
@@ -152,7 +153,7 @@ begin
       workflow, array_to_string(v_missing, ', ')));
   end if;
 
-  v_run_id := gen_random_uuid();
+  v_run_id := wf.uuid7();
   insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at)
   values (v_run_id, v_workflow.name, v_workflow.current_version,
           case when run_at > clock_timestamp() then 'scheduled' else 'pending' end,

@@ -89,7 +89,7 @@ begin
     v_run_id := (v_msg.message ->> 'run_id')::uuid;
     perform wf.lock_run(v_run_id);
 
-    select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, s.queued_at, r.status as run_status, r.input,
+    select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, r.input,
            r.workflow, r.version, r.correlation_id, d.action, d.payload_template, d.when_template,
            d.timeout_seconds, d.max_attempts
     into v_row
@@ -123,7 +123,7 @@ begin
     update wf.steps s
     set status = 'running', attempt = s.attempt + 1, started_at = v_now, lease_until = v_msg.vt, stuck_at = null
     where s.run_id = v_run_id and s.name = v_row.name;
-    perform wf.log_event(v_run_id, v_row.name, v_row.attempt + 1, 'started', jsonb_build_object('queued_at', v_row.queued_at));
+    perform wf.log_event(v_run_id, v_row.name, v_row.attempt + 1, 'started', null);
     if v_row.run_status in ('scheduled', 'pending') then
       update wf.runs r set status = 'running', started_at = v_now where r.id = v_run_id;
     end if;

@@ -47,7 +47,7 @@ select
     when 'attempt_lost' then 'lost'
     else 'running'
   end as status,
-  (e.detail ->> 'queued_at')::timestamptz as queued_at,
+  coalesce(q.queued_at, s.first_queued_at) as queued_at,
   e.at as started_at,
   o.at as finished_at,
   o.at - e.at as duration,
@@ -61,6 +61,16 @@ left join lateral (
   order by o.id
   limit 1
 ) o on true
+-- attempt n > 1, or the first after wf.retry, was queued by the event that scheduled it
+left join lateral (
+  select q.at + make_interval(secs => coalesce((q.detail ->> 'delay_seconds')::int, 0)) as queued_at
+  from wf.events q
+  where q.run_id = e.run_id and q.step = e.step and q.id < e.id
+    and q.kind in ('queued', 'retrying', 'attempt_lost')
+  order by q.id desc
+  limit 1
+) q on true
+join wf.steps s on s.run_id = e.run_id and s.name = e.step
 where e.kind = 'started';
 comment on view wf.step_timeline is
   'One row per step attempt: when it was queued, started and finished, how it ended, the HTTP status and the error. Filter by run_id.';

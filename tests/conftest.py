@@ -8,9 +8,10 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from pytest_postgresql.janitor import DatabaseJanitor
 from wf.install import install_sync
+from wfproc import Gateway, WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "wf_template"
@@ -54,7 +56,8 @@ def pg_server() -> Iterator[Server]:
     datadir = tempfile.mkdtemp(prefix="wf-pytest-pg.")
     port = _free_port()
     env = {**os.environ, "WF_PG_FAST": "1"}
-    subprocess.run([REPO / "scripts/pg-start", datadir, str(port), CRON_DB], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([REPO / "scripts/pg-start", datadir, str(port), CRON_DB], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     try:
         yield Server("127.0.0.1", port, "postgres")
     finally:
@@ -109,3 +112,32 @@ def cron_db(pg_server: Server) -> str:
 def conn(db: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db, autocommit=True, row_factory=dict_row) as c:
         yield c
+
+
+# ---- real processes: the Deno functions gateway and `wf worker` (e2e, faults, CLI) ----------
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[Gateway]:
+    """scripts/serve-functions on a free port, with the test token and signing secret."""
+    gw = Gateway().start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture
+def start_worker(gateway: Gateway) -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts `wf worker` processes (default: --poll-interval 0.2) against a DSN; stops them after the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(dsn: str, *args: str, **kwargs: Any) -> WorkerProcess:
+        kwargs.setdefault("functions_url", gateway.url)
+        worker = WorkerProcess(dsn, args=args or ("--poll-interval", "0.2"), **kwargs)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.cleanup()

@@ -106,9 +106,14 @@ def queue_of(conn: psycopg.Connection, stage: str) -> str:
     return conn.execute("select queue from wf.stages where name = %s", (stage,)).fetchone()["queue"]
 
 
-def make_visible(conn: psycopg.Connection, stage: str) -> None:
-    """Simulate time: every message of the stage's queue becomes visible now (back-dates vt)."""
-    conn.execute(f"update pgmq.\"q_{queue_of(conn, stage)}\" set vt = now() - interval '1 second'")
+def make_visible(conn: psycopg.Connection, stage: str, msg_id: int | None = None) -> None:
+    """Simulate time: every message of the stage's queue (or just msg_id) becomes visible now
+    (back-dates vt)."""
+    conn.execute(
+        f"""update pgmq."q_{queue_of(conn, stage)}" set vt = now() - interval '1 second'
+            where msg_id = %(id)s or %(id)s::bigint is null""",
+        {"id": msg_id},
+    )
 
 
 def messages(conn: psycopg.Connection, stage: str) -> list[dict[str, Any]]:

@@ -171,9 +171,10 @@ BAD_DEFINITIONS = {
 
 
 @pytest.mark.parametrize("definition, message", BAD_DEFINITIONS.values(), ids=BAD_DEFINITIONS.keys())
-def test_bad_definition_is_rejected_naming_the_place(conn, definition, message):
+def test_bad_definition_is_rejected_naming_the_place(shared_conn, definition, message):
     with pytest.raises(errors.InvalidParameterValue, match=message):
-        define(conn, definition)
+        define(shared_conn, definition)
+    assert counts(shared_conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
 
 
 def test_null_definition_is_rejected(conn):

@@ -1,0 +1,142 @@
+"""Regression tests for consumer bugs, one per bug, each named after it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from wf.calls import Call, Caller, parse_retry_after
+from wf.render import build_context, render_payload
+from wfproc import WF, wait_final, wait_until
+from wfsql import define, enqueue, events, step_row
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def local_server() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Starts in-process aiohttp servers on free ports; returns their base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_bug_redirect_was_followed_to_another_host(local_server):
+    """aiohttp follows redirects by default: a function answering 307 made the worker re-POST the signed
+    body to any URL it named. Calls go only to WF_FUNCTIONS_URL (DESIGN §7): a 3xx is a final error."""
+    hits: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        hits.append(request.method)
+        return web.json_response({"success": True, "data": {}})
+
+    other = await local_server(elsewhere)
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{other}/steal")
+
+    base = await local_server(redirect)
+    async with Caller(f"{base}/functions/v1", "token", None, max_connections=1) as caller:
+        outcome = await caller.call(Call("r", "s", 1, "f", "go", {}, 5.0))
+    assert hits == []
+    assert (outcome.ok, outcome.retryable, outcome.http_status) == (False, False, 307)
+    assert outcome.error.startswith("HTTP 307")
+
+
+def test_bug_huge_retry_after_overflowed_the_report():
+    """Retry-After: 99999999999 was passed on as is; wf.fail takes an int4, so the report failed on the
+    client side and was retried until the lease ran out. wf.fail waits at most a day anyway."""
+    assert parse_retry_after("99999999999") == 86400
+    assert parse_retry_after("86401") == 86400
+    assert parse_retry_after("120") == 120
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("{{- n -}}", 5),
+    ("{{ n -}}", 5),
+    ("{{-n}}", 5),
+    ("{{+ n +}}", 5),
+    ("{{ -n }}", -5),
+    ("{{ n - 1 }}", 4),
+])
+def test_bug_whitespace_control_in_a_single_expression(template, expected):
+    """`{{- n -}}` is valid Jinja but the single-expression shortcut compiled "- n -" (a syntax error),
+    and `{{-n}}` rendered as the negation -5."""
+    assert render_payload(template, build_context({"input": {"n": 5}}), "s") == expected
+
+
+def test_bug_nul_in_an_error_or_output_left_the_step_running(db, conn, gateway, start_worker):
+    """PostgreSQL text and jsonb cannot hold U+0000. An error text or an output carrying it was rejected by
+    wf.fail / wf.complete with a permanent SQLSTATE, the worker dropped the report, and the step stayed
+    `running` until its lease ran out, then was called again: now it is a clear, final step error."""
+    define(conn, {"name": "nul", "backoff": {"delays": [0]}, "steps": [
+        # the function answers 400 with an error text that holds the NUL it was sent
+        {"name": "error_with_nul", "function": "misbehave", "action": "bad_request", "on_failure": "continue",
+         "payload_template": {"reason": "a{{ '\\x00' }}b"}},
+        # echo answers with its payload: an output that holds a NUL
+        {"name": "output_with_nul", "function": "echo", "action": "go", "on_failure": "continue",
+         "payload_template": {"text": "a{{ '\\x00' }}b"}},
+    ]})
+    run_id = enqueue(conn, "nul")
+    assert wait_final(conn, run_id, 10, start_worker(db)) == {run_id: "completed"}
+
+    failed = step_row(conn, run_id, "error_with_nul")
+    assert (failed["status"], failed["attempt"], failed["http_status"]) == ("failed", 1, 400)
+    assert failed["error"] == "HTTP 400: bad request: a\ufffdb"
+    rejected = step_row(conn, run_id, "output_with_nul")
+    assert (rejected["status"], rejected["attempt"]) == ("failed", 1)
+    assert rejected["error"].startswith("the database refused the output: ")
+    assert not [e for e in events(conn, run_id) if e["kind"] == "attempt_lost"]
+
+
+def test_bug_new_stage_waited_for_the_ten_second_refresh(db, conn, start_worker):
+    """A workflow defined while the worker ran got a new stage that the worker learnt of only at its
+    next 10 s refresh, and it ignored the NOTIFY for the unknown queue: the first runs waited."""
+    worker = start_worker(db)
+    worker.wait_started()
+    define(conn, {"name": "late", "steps": [{"name": "a", "function": "echo", "action": "go"}]})
+    run_id = enqueue(conn, "late")
+    assert wait_final(conn, run_id, 4, worker) == {run_id: "completed"}
+
+
+def test_bug_worker_once_retried_an_unreachable_database_forever(tmp_path):
+    """`wf worker --once` (cron-style) looped on 'database_unreachable' forever; it now exits 1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run(
+        [str(WF), "worker", "--once", "--dsn", f"postgresql://postgres@127.0.0.1:{port}/nope",
+         "--functions-url", "http://127.0.0.1:9/functions/v1"],
+        capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    assert "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bug_huge_retry_after_reaches_the_database_capped(db, conn, start_worker):
+    """End to end for the Retry-After overflow: the step goes to `retrying` at once, waiting a day."""
+    define(conn, {"name": "limited", "steps": [
+        {"name": "a", "function": "misbehave", "action": "rate_limited",
+         "payload_template": {"key": uuid.uuid4().hex, "times": 1, "retry_after": "99999999999"}}]})
+    run_id = enqueue(conn, "limited")
+    start_worker(db)
+    wait_until(lambda: step_row(conn, run_id, "a")["status"] == "retrying", 5, "the 429 to be reported")
+    [retrying] = [e for e in events(conn, run_id) if e["kind"] == "retrying"]
+    assert retrying["detail"]["retry_after_seconds"] == 86400
+
+

@@ -1,0 +1,107 @@
+"""The installer: fresh install, idempotent re-run, upgrade of an older install, edited migrations,
+the pg_cron tick job."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from wf.install import TICK_JOB, InstallError, install_sync
+from wfsql import chain, claim, complete, define, enqueue, run_status
+
+from wf.resources import migrations
+
+ALL = [p.name for p in migrations()]
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
+
+
+def snapshot(dsn: str) -> dict[str, list]:
+    """What an install can change: functions (and their bodies, settings, grants), relations,
+    the migrations table, the queues."""
+    with connect(dsn) as c:
+        return {
+            "functions": c.execute(
+                """select p.oid::regprocedure::text as fn, md5(p.prosrc) as src, p.proconfig,
+                          p.proacl::text as acl, p.prosecdef
+                   from pg_proc p where p.pronamespace in ('wf'::regnamespace, 'pgmq'::regnamespace)
+                   order by 1""").fetchall(),
+            "relations": c.execute(
+                """select c.oid::regclass::text as rel, c.relkind, c.relacl::text as acl
+                   from pg_class c where c.relnamespace in ('wf'::regnamespace, 'pgmq'::regnamespace)
+                   order by 1""").fetchall(),
+            "migrations": c.execute("select * from wf.migrations order by version").fetchall(),
+            "queues": c.execute("select queue_name from pgmq.list_queues() order by 1").fetchall(),
+            "settings": c.execute("select * from wf.settings order by key").fetchall(),
+        }
+
+
+def test_install_on_an_empty_database_installs_pgmq_and_every_migration(empty_db):
+    report = install_sync(empty_db)
+    assert report.pgmq == "bundled"  # this server offers no pgmq extension
+    assert report.applied == ALL
+    assert report.changed
+    with connect(empty_db) as c:
+        versions = [r["version"] for r in c.execute("select version from wf.migrations order by 1")]
+        assert versions == [int(name[:4]) for name in ALL]
+        assert c.execute("select count(*) as n from pgmq.list_queues() where queue_name = 'wf_dlq'").fetchone()["n"] == 1
+        define(c, chain(n=1))
+        enqueue(c, "chain")
+        assert len(claim(c, "echo")) == 1
+
+
+def test_install_without_pg_cron_in_the_database_leaves_the_tick_to_the_consumer(empty_db):
+    assert install_sync(empty_db).cron == "absent"
+    with connect(empty_db) as c:
+        assert c.execute("select count(*) as n from pg_extension where extname = 'pg_cron'").fetchone()["n"] == 0
+
+
+def test_second_install_applies_nothing_and_changes_nothing(empty_db):
+    install_sync(empty_db)
+    before = snapshot(empty_db)
+    report = install_sync(empty_db)
+    assert (report.changed, report.applied, report.pgmq) == (False, [], "present")
+    assert snapshot(empty_db) == before
+
+
+def test_older_install_upgrades_cleanly_and_keeps_its_runs(empty_db):
+    report = install_sync(empty_db, upto=3)
+    assert report.applied == ALL[:3]
+    with connect(empty_db) as c:
+        define(c, chain(n=2))
+        run_id = enqueue(c, "chain", {"k": "v"}, key="before-upgrade")
+
+    report = install_sync(empty_db)
+    assert report.applied == ALL[3:]
+
+    with connect(empty_db) as c:
+        assert run_status(c, run_id) == "pending"
+        for _ in range(2):
+            [task] = claim(c, "echo")
+            assert str(task["run_id"]) == run_id
+            assert complete(c, task)
+        assert run_status(c, run_id) == "completed"
+        assert enqueue(c, "chain", {"k": "v"}, key="before-upgrade") == run_id
+
+
+def test_edited_migration_is_detected(empty_db):
+    install_sync(empty_db)
+    with connect(empty_db) as c:
+        c.execute("update wf.migrations set checksum = 'edited' where version = 2")
+    with pytest.raises(InstallError, match=f"migration {ALL[1]} differs from the one applied"):
+        install_sync(empty_db)
+
+
+def test_install_where_pg_cron_runs_schedules_the_tick_job(cron_db):
+    with connect(cron_db) as c:
+        c.execute("select cron.unschedule(%s)", (TICK_JOB,))
+        report = install_sync(cron_db)
+        assert report.cron == "scheduled"
+        job = c.execute("select schedule, command, database from cron.job where jobname = %s",
+                        (TICK_JOB,)).fetchone()
+        assert job == {"schedule": "* * * * *", "command": "select wf.tick()", "database": "wf_cron"}
+        again = install_sync(cron_db)
+        assert (again.cron, again.changed) == ("present", False)
+        assert c.execute("select count(*) as n from cron.job where jobname = %s", (TICK_JOB,)).fetchone()["n"] == 1

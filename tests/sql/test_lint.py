@@ -1,0 +1,119 @@
+"""Static checks of the wf schema: plpgsql_check, the pgmq API it uses, privileges, search_path."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+# the pgmq API Supabase ships (pgmq 1.4.4): nothing newer may be called unguarded (DESIGN §2)
+PGMQ_144_API = {"create", "send", "send_batch", "read", "archive", "delete", "set_vt", "metrics",
+                "metrics_all", "list_queues", "purge_queue", "drop_queue"}
+
+
+@pytest.fixture(scope="module")
+def cron_conn(cron_db):
+    """cron_db holds the cron schema, so wf.schedule's dynamic SQL resolves."""
+    with psycopg.connect(cron_db, autocommit=True, row_factory=dict_row) as c:
+        c.execute("create extension if not exists plpgsql_check")
+        yield c
+
+
+def test_every_plpgsql_function_passes_plpgsql_check(cron_conn):
+    rows = cron_conn.execute(
+        """select p.oid::regprocedure::text as fn, r.level, r.lineno, r.message, r.detail
+           from pg_proc p
+           join pg_namespace n on n.oid = p.pronamespace
+           join pg_language l on l.oid = p.prolang
+           cross join lateral plpgsql_check_function_tb(
+             p.oid,
+             -- a trigger function needs a table to check against: any table with a primary key
+             case when p.prorettype = 'trigger'::regtype then 'wf.schedules'::regclass else 0 end,
+             fatal_errors => false, other_warnings => true, extra_warnings => true) r
+           where n.nspname = 'wf' and l.lanname = 'plpgsql'
+           order by 1, r.lineno"""
+    ).fetchall()
+    assert rows == [], "\n".join(
+        f"{r['fn']} line {r['lineno']}: {r['level']}: {r['message']} {r['detail'] or ''}" for r in rows)
+
+
+def test_plpgsql_check_covers_every_plpgsql_function(cron_conn):
+    checked = cron_conn.execute(
+        """select count(*) as n from pg_proc p join pg_language l on l.oid = p.prolang
+           where p.pronamespace = 'wf'::regnamespace and l.lanname = 'plpgsql'"""
+    ).fetchone()["n"]
+    assert checked >= 20  # the API, the helpers and the trigger function
+
+
+def pgmq_calls(conn) -> dict[str, set[str]]:
+    """pgmq function -> the wf functions and views that call it."""
+    sources = conn.execute(
+        """select p.oid::regprocedure::text as name, p.prosrc as body
+           from pg_proc p where p.pronamespace = 'wf'::regnamespace
+           union all
+           select 'view wf.' || c.relname, pg_get_viewdef(c.oid)
+           from pg_class c where c.relnamespace = 'wf'::regnamespace and c.relkind = 'v'"""
+    ).fetchall()
+    calls: dict[str, set[str]] = {}
+    for row in sources:
+        for fn in re.findall(r"\bpgmq\.(\w+)\s*\(", row["body"]):
+            calls.setdefault(fn, set()).add(row["name"])
+    return calls
+
+
+def test_wf_calls_only_the_pgmq_1_4_4_api(conn):
+    calls = pgmq_calls(conn)
+    assert {"send", "read", "archive", "set_vt", "create", "metrics"} <= set(calls), calls
+    outside = {fn: sorted(users) for fn, users in calls.items() if fn not in PGMQ_144_API}
+    assert outside == {}, f"pgmq functions outside the 1.4.4 API: {outside}"
+
+
+def test_migrations_call_only_the_pgmq_1_4_4_api():
+    from wf.resources import migrations
+
+    used = {fn for path in migrations() for fn in re.findall(r"\bpgmq\.(\w+)\s*\(", path.read_text())}
+    assert used - PGMQ_144_API == set()
+
+
+def test_nothing_in_schema_wf_is_executable_by_public(conn):
+    rows = conn.execute(
+        """select p.oid::regprocedure::text as fn from pg_proc p
+           where p.pronamespace = 'wf'::regnamespace
+             and has_function_privilege('public', p.oid, 'execute')
+           order by 1"""
+    ).fetchall()
+    assert [r["fn"] for r in rows] == []
+
+
+def test_no_function_in_schema_wf_has_a_public_grant_in_its_acl(conn):
+    rows = conn.execute(
+        """select p.oid::regprocedure::text as fn from pg_proc p
+           where p.pronamespace = 'wf'::regnamespace
+             and (p.proacl is null  -- null means the default: execute for public
+                  or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0))
+           order by 1"""
+    ).fetchall()
+    assert [r["fn"] for r in rows] == []
+
+
+def test_no_table_or_view_in_schema_wf_is_readable_by_public(conn):
+    rows = conn.execute(
+        """select c.oid::regclass::text as rel from pg_class c
+           where c.relnamespace = 'wf'::regnamespace and c.relkind in ('r', 'v', 'p')
+             and has_table_privilege('public', c.oid, 'select, insert, update, delete')
+           order by 1"""
+    ).fetchall()
+    assert [r["rel"] for r in rows] == []
+
+
+def test_every_wf_function_pins_an_empty_search_path(conn):
+    rows = conn.execute(
+        """select p.oid::regprocedure::text as fn, p.proconfig from pg_proc p
+           where p.pronamespace = 'wf'::regnamespace
+             and not coalesce('search_path=""' = any (p.proconfig), false)
+           order by 1"""
+    ).fetchall()
+    assert rows == []
+
