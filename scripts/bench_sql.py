@@ -58,15 +58,16 @@ async def _measure(dsn: str, workers: int, body, steps: int) -> Result:  # type:
     return Result(steps, seconds, commits1 - commits0, wal1 - wal0)
 
 
-async def bench_wf(dsn: str, runs: int, workers: int) -> Result:
+async def bench_wf(dsn: str, runs: int, workers: int, tag: str) -> Result:
+    workflow = f"bench-sql-{tag}"
     conn = await db.connect(dsn)
-    definition = {"name": "bench-sql", "steps": [
+    definition = {"name": workflow, "steps": [
         {"name": f"s{i}", "function": "noop", "action": "go", "payload_template": {"i": i}} for i in range(STEPS)]}
     await conn.fetchval("select wf.define($1::jsonb)", definition)
     # checkpoint first: rows written after it cost page-init records, not full-page images,
     # as in steady state where work is enqueued and processed within one checkpoint cycle
     await conn.execute("checkpoint")
-    await conn.execute("select wf.enqueue('bench-sql', jsonb_build_object('n', n)) from generate_series(1, $1) n", runs)
+    await conn.execute("select wf.enqueue($2, jsonb_build_object('n', n)) from generate_series(1, $1) n", runs, workflow)
     await conn.close()
 
     async def loop(c: asyncpg.Connection) -> None:
@@ -83,25 +84,26 @@ async def bench_wf(dsn: str, runs: int, workers: int) -> Result:
 
     result = await _measure(dsn, workers, loop, runs * STEPS)
     check = await asyncpg.connect(dsn)
-    done = await check.fetchval("select count(*) from wf.runs where workflow = 'bench-sql' and status = 'completed'")
+    done = await check.fetchval("select count(*) from wf.runs where workflow = $1 and status = 'completed'", workflow)
     await check.close()
     if done != runs:
         raise SystemExit(f"bench-sql: only {done} of {runs} runs completed")
     return result
 
 
-async def bench_raw(dsn: str, runs: int, workers: int) -> Result:
+async def bench_raw(dsn: str, runs: int, workers: int, tag: str) -> Result:
+    queue = f"bench_raw_{tag}"
     conn = await db.connect(dsn)
-    await conn.execute("select pgmq.create('bench_raw')")
+    await conn.execute("select pgmq.create($1)", queue)
     await conn.execute("checkpoint")
-    await conn.execute("select pgmq.send('bench_raw', jsonb_build_object('chain', n, 'step', 0)) "
-                       "from generate_series(1, $1) n", runs)
+    await conn.execute("select pgmq.send($2, jsonb_build_object('chain', n, 'step', 0)) "
+                       "from generate_series(1, $1) n", runs, queue)
     await conn.close()
 
     async def loop(c: asyncpg.Connection) -> None:
         idle = 0
         while idle < 3:
-            rows = await c.fetch("select msg_id, message from pgmq.read('bench_raw', 30, 1)")
+            rows = await c.fetch("select msg_id, message from pgmq.read($1, 30, 1)", queue)
             if not rows:
                 idle += 1
                 await asyncio.sleep(0.01)
@@ -110,9 +112,9 @@ async def bench_raw(dsn: str, runs: int, workers: int) -> Result:
             msg = rows[0]
             step = msg["message"]["step"]
             async with c.transaction():
-                await c.execute("select pgmq.archive('bench_raw', $1::bigint)", msg["msg_id"])
+                await c.execute("select pgmq.archive($1, $2::bigint)", queue, msg["msg_id"])
                 if step + 1 < STEPS:
-                    await c.execute("select pgmq.send('bench_raw', $1::jsonb)",
+                    await c.execute("select pgmq.send($1, $2::jsonb)", queue,
                                     {"chain": msg["message"]["chain"], "step": step + 1})
 
     return await _measure(dsn, workers, loop, runs * STEPS)
@@ -123,14 +125,20 @@ async def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="alternate raw and wf this many times; report medians")
     args = parser.parse_args()
     await install(args.dsn, cron=False)
 
-    raw = await bench_raw(args.dsn, args.runs, args.workers)
-    sql = await bench_wf(args.dsn, args.runs, args.workers)
-    for name, r in (("raw pgmq", raw), ("wf sql", sql)):
-        print(f"{name:9} {r.steps} steps in {r.seconds:.2f}s = {r.rate:,.0f} steps/s, "
-              f"{r.commits / r.steps:.2f} commits/step, {r.wal_bytes / r.steps:,.0f} WAL bytes/step")
+    raws: list[Result] = []
+    sqls: list[Result] = []
+    for i in range(args.rounds):
+        raws.append(await bench_raw(args.dsn, args.runs, args.workers, str(i)))
+        sqls.append(await bench_wf(args.dsn, args.runs, args.workers, str(i)))
+        for name, r in (("raw pgmq", raws[-1]), ("wf sql", sqls[-1])):
+            print(f"round {i + 1} {name:9} {r.steps} steps in {r.seconds:.2f}s = {r.rate:,.0f} steps/s, "
+                  f"{r.commits / r.steps:.2f} commits/step, {r.wal_bytes / r.steps:,.0f} WAL bytes/step", flush=True)
+    raw = sorted(raws, key=lambda r: r.rate)[len(raws) // 2]
+    sql = sorted(sqls, key=lambda r: r.rate)[len(sqls) // 2]
     print(f"sql steps/s={sql.rate:.0f} raw={raw.rate:.0f} ratio={sql.rate / raw.rate:.2f} "
           f"commits/step={sql.commits / sql.steps:.2f} wal_bytes/step={sql.wal_bytes / sql.steps:.0f}")
 

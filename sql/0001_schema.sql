@@ -208,33 +208,5 @@ as $$
   end
 $$;
 
--- wf.log_event: append one line to a run's history
-create function wf.log_event(p_run_id uuid, p_step text, p_attempt int, p_kind text, p_detail jsonb default null)
-returns void
-language sql
-set search_path = ''
-as $$
-  insert into wf.events (run_id, step, attempt, kind, detail)
-  values (p_run_id, p_step, p_attempt, p_kind, p_detail)
-$$;
-
--- wf.send: put a step's message on its stage queue and wake the consumers
-create function wf.send(p_queue text, p_run_id uuid, p_step text, p_delay_seconds int default 0)
-returns bigint
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_msg_id bigint;
-begin
-  select pgmq.send(p_queue, jsonb_build_object('run_id', p_run_id, 'step', p_step), greatest(p_delay_seconds, 0))
-    into v_msg_id;
-  if coalesce(p_delay_seconds, 0) <= 0 then
-    perform pg_notify('wf', p_queue);
-  end if;
-  return v_msg_id;
-end;
-$$;
-
 -- the dead-letter queue: one message per dead step, for people and alerts
 select pgmq.create('wf_dlq');

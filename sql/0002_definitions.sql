@@ -92,7 +92,8 @@ begin
     perform wf.raise_input_error(format('%s.%s must be an integer between %s and %s, got %s',
       place, field, min_value, max_value, left(v_value::text, 50)));
   end if;
-  return v_value::text::int;
+  -- through numeric: JSON writes a whole number as 3 or 3.0, and '3.0'::int does not parse
+  return v_value::text::numeric::int;
 end;
 $$;
 
@@ -126,14 +127,16 @@ begin
     for v_delay in select jsonb_array_elements(backoff -> 'delays') loop
       if jsonb_typeof(v_delay) <> 'number' or v_delay::text::numeric <> trunc(v_delay::text::numeric)
          or v_delay::text::numeric not between 0 and 604800 then
-        perform wf.raise_input_error(format('%s.backoff.delays must hold whole seconds between 0 and 604800, got %s', place, v_delay));
+        perform wf.raise_input_error(format('%s.backoff.delays must hold whole seconds between 0 and 604800, got %s', place, left(v_delay::text, 50)));
       end if;
     end loop;
-    return jsonb_build_object('delays', backoff -> 'delays');
+    -- stored as plain integers (5.0 → 5): wf.backoff_delay reads them as int at every retry
+    return jsonb_build_object('delays', (select jsonb_agg(d::text::numeric::int order by i)
+                                         from jsonb_array_elements(backoff -> 'delays') with ordinality as t(d, i)));
   end if;
   v_factor := coalesce(backoff -> 'factor', fallback -> 'factor', '2');
   if jsonb_typeof(v_factor) <> 'number' or v_factor::text::numeric not between 1 and 10 then
-    perform wf.raise_input_error(format('%s.backoff.factor must be a number between 1 and 10, got %s', place, v_factor));
+    perform wf.raise_input_error(format('%s.backoff.factor must be a number between 1 and 10, got %s', place, left(v_factor::text, 50)));
   end if;
   if backoff ? 'jitter' and jsonb_typeof(backoff -> 'jitter') <> 'boolean' then
     perform wf.raise_input_error(format('%s.backoff.jitter must be true or false', place));

@@ -1,18 +1,12 @@
 -- wf 0003: runs — enqueue, advance, cancel, retry.
 --
--- Every transition of a run holds the run's transaction-level advisory lock
--- (wf.lock_run): cheaper than a row lock (no WAL) and it makes fan-in safe, since
--- two parallel steps finishing at once would otherwise each see the other one
--- still running and neither would queue the step that waits for both.
-
--- wf.lock_run: serialise the transitions of one run until the transaction ends
-create function wf.lock_run(p_run_id uuid)
-returns void
-language sql
-set search_path = ''
-as $$
-  select pg_advisory_xact_lock(hashtextextended(p_run_id::text, 7001))
-$$;
+-- Every transition of a run first takes the run's transaction-level advisory lock,
+-- pg_advisory_xact_lock(7001, hashtext(run_id::text)) — 7001 is wf's lock class.
+-- It is cheaper than a row lock (no WAL) and makes fan-in safe: two parallel steps
+-- finishing at once would otherwise each see the other one still running, and
+-- neither would queue the step that waits for both. Hot-path statements are
+-- written inline rather than through tiny helper functions: each call of a
+-- function with `set search_path` costs a configuration save and restore.
 
 -- wf.backoff_delay: seconds to wait before retry number n (1-based)
 create function wf.backoff_delay(backoff jsonb, n int)
@@ -25,7 +19,7 @@ declare
   v_delay numeric;
 begin
   if backoff ? 'delays' then
-    return (backoff -> 'delays' ->> (least(n, jsonb_array_length(backoff -> 'delays')) - 1))::int;
+    return (backoff -> 'delays' ->> (least(n, jsonb_array_length(backoff -> 'delays')) - 1))::numeric::int;
   end if;
   v_delay := least((backoff ->> 'base_seconds')::numeric * power((backoff ->> 'factor')::numeric, greatest(n - 1, 0)),
                    (backoff ->> 'max_seconds')::numeric);
@@ -65,24 +59,30 @@ begin
   loop
     v_delay := greatest(v_step.delay_seconds,
                         coalesce(ceil(extract(epoch from v_step.run_at - clock_timestamp()))::int, 0));
-    v_msg_id := wf.send(v_step.queue, p_run_id, v_step.name, v_delay);
+    select pgmq.send(v_step.queue, jsonb_build_object('run_id', p_run_id, 'step', v_step.name), v_delay) into v_msg_id;
+    if v_delay = 0 then
+      perform pg_notify('wf', v_step.queue);
+    end if;
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay),
         first_queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;
-    -- an immediate send is part of the event that caused it; the started event keeps queued_at
+    -- an immediate send is part of the event that caused it (first_queued_at keeps the time)
     if v_delay > 0 then
-      perform wf.log_event(p_run_id, v_step.name, v_step.attempt + 1, 'queued', jsonb_build_object('delay_seconds', v_delay));
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (p_run_id, v_step.name, v_step.attempt + 1, 'queued', jsonb_build_object('delay_seconds', v_delay));
     end if;
   end loop;
 
-  if not exists (select 1 from wf.steps s
+  -- a run that just queued a step is not done
+  if not found and not exists (select 1 from wf.steps s
                  where s.run_id = p_run_id
                    and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled')) then
     update wf.runs r set status = 'completed', finished_at = clock_timestamp()
     where r.id = p_run_id and r.status in ('scheduled', 'pending', 'running');
     if found then
-      perform wf.log_event(p_run_id, null, null, 'run_completed');
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (p_run_id, null, null, 'run_completed', null);
     end if;
   end if;
 end;
@@ -106,6 +106,7 @@ declare
   v_run_id uuid;
   v_existing record;
   v_size int;
+  v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_input_bytes');
 begin
   -- guard: arguments
   if workflow is null then
@@ -116,8 +117,8 @@ begin
       workflow, coalesce(jsonb_typeof(input), 'null')));
   end if;
   v_size := octet_length(input::text);
-  if v_size > (wf.setting('max_input_bytes'))::int then
-    raise exception 'workflow %: input is % bytes, more than the % allowed', workflow, v_size, wf.setting('max_input_bytes')
+  if v_size > v_max_bytes then
+    raise exception 'workflow %: input is % bytes, more than the % allowed', workflow, v_size, v_max_bytes
       using errcode = '54000';
   end if;
   if length(idempotency_key) not between 1 and 512 then
@@ -125,6 +126,11 @@ begin
   end if;
   if length(correlation_id) not between 1 and 512 then
     perform wf.raise_input_error(format('workflow %s: correlation_id must be 1 to 512 characters', workflow));
+  end if;
+  -- guard: the first messages are sent with a delay of whole seconds (int), so run_at stays finite and near
+  if not isfinite(run_at) or run_at > clock_timestamp() + interval '10 years' then
+    perform wf.raise_input_error(format('workflow %s: run_at must be a time at most 10 years ahead, got %s',
+      workflow, run_at));
   end if;
 
   -- guard: a known, active workflow
@@ -171,13 +177,13 @@ begin
     return v_existing.id;
   end if;
 
-  perform wf.lock_run(v_run_id);
+  perform pg_advisory_xact_lock(7001, hashtext(v_run_id::text));
   insert into wf.steps (run_id, name, function, status)
   select v_run_id, d.name, d.function, 'waiting'
   from wf.definition_steps d
   where d.workflow = v_workflow.name and d.version = v_workflow.current_version;
-  perform wf.log_event(v_run_id, null, null, 'run_created',
-    jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (v_run_id, null, null, 'run_created', jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
                                          'idempotency_key', idempotency_key)));
   perform wf.advance(v_run_id);
   return v_run_id;
@@ -206,8 +212,8 @@ begin
     end if;
     update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
     where s.run_id = p_run_id and s.name = v_step.name;
-    perform wf.log_event(p_run_id, v_step.name, v_step.attempt, 'cancelled',
-      jsonb_build_object('was', v_step.status, 'reason', p_reason));
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (p_run_id, v_step.name, v_step.attempt, 'cancelled', jsonb_build_object('was', v_step.status, 'reason', p_reason));
     v_count := v_count + 1;
   end loop;
   return v_count;
@@ -226,7 +232,7 @@ begin
   if run_id is null then
     perform wf.raise_input_error('run_id must not be null');
   end if;
-  perform wf.lock_run(run_id);
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
   select r.status into v_status from wf.runs r where r.id = cancel.run_id;
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
@@ -237,7 +243,8 @@ begin
   perform wf.cancel_open_steps(run_id, true, coalesce(reason, 'run cancelled'));
   update wf.runs r set status = 'cancelled', finished_at = clock_timestamp(), error = left(reason, 4000)
   where r.id = cancel.run_id;
-  perform wf.log_event(run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
   return true;
 end;
 $$;
@@ -257,7 +264,7 @@ begin
   if run_id is null then
     perform wf.raise_input_error('run_id must not be null');
   end if;
-  perform wf.lock_run(run_id);
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
   select r.status into v_status from wf.runs r where r.id = retry.run_id;
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
@@ -274,19 +281,22 @@ begin
     if v_step.dlq_msg_id is not null then
       perform pgmq.archive('wf_dlq', v_step.dlq_msg_id);
     end if;
-    v_msg_id := wf.send(v_step.queue, run_id, v_step.name, 0);
+    select pgmq.send(v_step.queue, jsonb_build_object('run_id', run_id, 'step', v_step.name), 0) into v_msg_id;
+    perform pg_notify('wf', v_step.queue);
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, dlq_msg_id = null, attempt_base = s.attempt,
         queued_at = clock_timestamp(), finished_at = null, error = null, http_status = null
     where s.run_id = retry.run_id and s.name = v_step.name;
-    perform wf.log_event(run_id, v_step.name, v_step.attempt + 1, 'queued', '{"retry": true}');
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (run_id, v_step.name, v_step.attempt + 1, 'queued', '{"retry": true}');
   end loop;
   update wf.steps s set status = 'waiting', finished_at = null
   where s.run_id = retry.run_id and s.status = 'cancelled';
 
   update wf.runs r set status = 'running', finished_at = null, error = null, failed_step = null
   where r.id = retry.run_id;
-  perform wf.log_event(run_id, null, null, 'run_retried');
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_retried', null);
   perform wf.advance(run_id);
   return true;
 end;

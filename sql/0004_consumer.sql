@@ -33,15 +33,16 @@ begin
   set status = 'dead', dlq_msg_id = v_dlq_msg_id, finished_at = clock_timestamp(), lease_until = null,
       error = p_error, http_status = p_http_status
   where s.run_id = p_run_id and s.name = p_step;
-  perform wf.log_event(p_run_id, p_step, p_attempt, 'dead',
-    jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, p_step, p_attempt, 'dead', jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
 
   update wf.runs r
   set status = 'failed', finished_at = clock_timestamp(), error = p_error, failed_step = p_step
   where r.id = p_run_id and r.status not in ('completed', 'failed', 'cancelled');
   if found then
     perform wf.cancel_open_steps(p_run_id, false, format('step %s is dead', p_step));
-    perform wf.log_event(p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
   end if;
 end;
 $$;
@@ -87,7 +88,7 @@ begin
       continue;
     end if;
     v_run_id := (v_msg.message ->> 'run_id')::uuid;
-    perform wf.lock_run(v_run_id);
+    perform pg_advisory_xact_lock(7001, hashtext(v_run_id::text));
 
     select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, r.input,
            r.workflow, r.version, r.correlation_id, d.action, d.payload_template, d.when_template,
@@ -107,8 +108,8 @@ begin
 
     -- guard: the previous attempt never answered (its consumer died or lost the message)
     if v_row.status = 'running' then
-      perform wf.log_event(v_run_id, v_row.name, v_row.attempt, 'attempt_lost',
-        jsonb_build_object('read_ct', v_msg.read_ct));
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (v_run_id, v_row.name, v_row.attempt, 'attempt_lost', jsonb_build_object('read_ct', v_msg.read_ct));
     end if;
 
     -- guard: poison — every attempt of the budget was used, the last ones without an answer
@@ -123,7 +124,8 @@ begin
     update wf.steps s
     set status = 'running', attempt = s.attempt + 1, started_at = v_now, lease_until = v_msg.vt, stuck_at = null
     where s.run_id = v_run_id and s.name = v_row.name;
-    perform wf.log_event(v_run_id, v_row.name, v_row.attempt + 1, 'started', null);
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (v_run_id, v_row.name, v_row.attempt + 1, 'started', null);
     if v_row.run_status in ('scheduled', 'pending') then
       update wf.runs r set status = 'running', started_at = v_now where r.id = v_run_id;
     end if;
@@ -166,7 +168,7 @@ begin
     perform wf.raise_input_error(format('%s needs run_id, step and attempt (got %s, %s, %s)', p_answer,
       coalesce(p_run_id::text, 'null'), coalesce(p_step, 'null'), coalesce(p_attempt::text, 'null')));
   end if;
-  perform wf.lock_run(p_run_id);
+  perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
   select s.status, s.attempt, s.msg_id, st.queue, r.status as run_status, s.attempt_base,
          d.max_attempts, d.on_failure, d.backoff, s.started_at
   into v_row
@@ -181,8 +183,8 @@ begin
 
   -- guard: late answer from a lost attempt, or for a step that was cancelled meanwhile
   if v_row.status <> 'running' or v_row.attempt <> p_attempt then
-    perform wf.log_event(p_run_id, p_step, p_attempt, 'stale_answer',
-      jsonb_build_object('answer', p_answer, 'step_status', v_row.status, 'current_attempt', v_row.attempt));
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (p_run_id, p_step, p_attempt, 'stale_answer', jsonb_build_object('answer', p_answer, 'step_status', v_row.status, 'current_attempt', v_row.attempt));
     return;
   end if;
   status := v_row.status;
@@ -213,7 +215,8 @@ begin
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
   where s.run_id = p_run_id and s.name = p_step;
-  perform wf.log_event(p_run_id, p_step, p_attempt, p_status, p_detail);
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, p_step, p_attempt, p_status, p_detail);
   if p_run_status in ('scheduled', 'pending', 'running') then
     perform wf.advance(p_run_id);
   end if;
@@ -255,8 +258,8 @@ begin
     set status = 'retrying', error = v_error, http_status = fail.http_status, lease_until = null,
         queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = fail.run_id and s.name = fail.step;
-    perform wf.log_event(run_id, step, attempt, 'retrying',
-      v_detail || jsonb_strip_nulls(jsonb_build_object('delay_seconds', v_delay, 'retry_after_seconds', retry_after_seconds)));
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (run_id, step, attempt, 'retrying', v_detail || jsonb_strip_nulls(jsonb_build_object('delay_seconds', v_delay, 'retry_after_seconds', retry_after_seconds)));
     return true;
   end if;
 
@@ -279,15 +282,15 @@ as $$
 declare
   v_cur record;
   v_size int := octet_length(output::text);
+  v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_output_bytes');
 begin
   select * into v_cur from wf.current_attempt(run_id, step, attempt, 'complete');
   if not found then
     return false;
   end if;
   -- guard: an output too large to store fails the step instead of bloating every later claim
-  if v_size > (wf.setting('max_output_bytes'))::int then
-    return wf.fail(run_id, step, attempt,
-      format('output is %s bytes, more than the %s stored', v_size, wf.setting('max_output_bytes')), false);
+  if v_size > v_max_bytes then
+    return wf.fail(run_id, step, attempt, format('output is %s bytes, more than the %s stored', v_size, v_max_bytes), false);
   end if;
   perform wf.finish_step(run_id, step, attempt, 'succeeded', v_cur.queue, v_cur.msg_id, v_cur.run_status,
     output, null, null,

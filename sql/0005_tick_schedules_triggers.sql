@@ -33,12 +33,13 @@ begin
     where s.status = 'running' and s.lease_until < clock_timestamp()
       and s.attempt - s.attempt_base >= d.max_attempts
   loop
-    perform wf.lock_run(v_step.run_id);
+    perform pg_advisory_xact_lock(7001, hashtext(v_step.run_id::text));
     -- guard: the attempt answered while we waited for the lock
     continue when not exists (select 1 from wf.steps s
                               where s.run_id = v_step.run_id and s.name = v_step.name and s.status = 'running'
                                 and s.attempt = v_step.attempt and s.lease_until < clock_timestamp());
-    perform wf.log_event(v_step.run_id, v_step.name, v_step.attempt, 'attempt_lost', '{"by": "tick"}');
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (v_step.run_id, v_step.name, v_step.attempt, 'attempt_lost', '{"by": "tick"}');
     perform wf.kill_step(v_step.run_id, v_step.name, v_step.attempt,
       format('step %s of run %s: no answer after %s attempts', v_step.name, v_step.run_id, v_step.max_attempts), null);
     v_dead := v_dead + 1;

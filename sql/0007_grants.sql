@@ -21,7 +21,10 @@ $$;
 revoke all on all tables in schema wf from public;
 revoke all on all sequences in schema wf from public;
 revoke all on all functions in schema wf from public;
-alter default privileges in schema wf revoke execute on functions from public;
+-- guard: `alter default privileges in schema wf revoke execute ... from public` would do
+-- nothing (a per-schema entry cannot take away the global default, execute for public), so
+-- every later migration that creates a function revokes it itself; tests/sql/test_lint.py
+-- checks that nothing in wf is executable by public. Public has no usage on schema wf either.
 
 alter function wf.define(jsonb) security definer;
 alter function wf.activate(text) security definer;
