@@ -24,7 +24,6 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import orjson
-
 from wf import db
 from wf.install import install
 
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def counters(conn: asyncpg.Connection) -> tuple[int, int]:

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-
 from wf import db
 from wf.install import install
 
@@ -67,7 +66,8 @@ async def bench_wf(dsn: str, runs: int, workers: int, tag: str) -> Result:
     # checkpoint first: rows written after it cost page-init records, not full-page images,
     # as in steady state where work is enqueued and processed within one checkpoint cycle
     await conn.execute("checkpoint")
-    await conn.execute("select wf.enqueue($2, jsonb_build_object('n', n)) from generate_series(1, $1) n", runs, workflow)
+    await conn.execute("select wf.enqueue($2, jsonb_build_object('n', n)) from generate_series(1, $1) n",
+                       runs, workflow)
     await conn.close()
 
     async def loop(c: asyncpg.Connection) -> None:
