@@ -126,25 +126,26 @@ async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int
 
 
 async def idle_latency(dsn: str, url: str, token: str, samples: int) -> tuple[list[float], list[float]]:
+    """Enqueue → the function receives the first call (its `clock` answer says when), and
+    enqueue → the 3-step run finished; one run at a time with the worker idle."""
     conn = await db.connect(dsn)
     await conn.fetchval("select wf.define($1::jsonb)", {"name": "bench-idle", "steps": [
-        {"name": f"s{i}", "function": "noop", "action": "go", "payload_template": {"i": i}} for i in range(STEPS)]})
+        {"name": f"s{i}", "function": "clock", "action": "go", "payload_template": {"i": i}} for i in range(STEPS)]})
     worker = start_worker(dsn, url, token, 16, "--poll-interval", "1")
     first_call: list[float] = []
     whole_run: list[float] = []
     try:
         await asyncio.sleep(1.5)  # the worker connects and LISTENs
         for _ in range(samples):
+            enqueued = time.time()
             run_id = await conn.fetchval("select wf.enqueue('bench-idle')")
             while await conn.fetchval("select status from wf.runs where id = $1", run_id) != "completed":
-                await asyncio.sleep(0.002)
-            row = await conn.fetchrow(
-                """select extract(epoch from (select min(e.at) from wf.events e
-                                               where e.run_id = r.id and e.kind = 'succeeded') - r.created_at) as first,
-                          extract(epoch from r.finished_at - r.created_at) as whole
-                   from wf.runs r where r.id = $1""", run_id)
-            first_call.append(float(row["first"]) * 1000)
-            whole_run.append(float(row["whole"]) * 1000)
+                await asyncio.sleep(0.001)
+            finished = time.time()
+            received = await conn.fetchval("select (output ->> 'received_at')::float8 from wf.steps "
+                                           "where run_id = $1 and name = 's0'", run_id)
+            first_call.append(received - enqueued * 1000)
+            whole_run.append((finished - enqueued) * 1000)
             await asyncio.sleep(0.02)
     finally:
         worker.terminate()
@@ -203,7 +204,7 @@ async def main() -> None:
     print(f"wf worker: {rate:,.0f} steps/s, {wal_per_step:,.0f} WAL bytes/step, "
           f"{commits_per_step:.2f} write transactions/step", flush=True)
     first_call, whole_run = await idle_latency(args.dsn, args.functions_url, args.token, args.idle_samples)
-    print(f"idle enqueue→first call answered: p50 {statistics.median(first_call):.1f} ms, "
+    print(f"idle enqueue→first call received: p50 {statistics.median(first_call):.1f} ms, "
           f"p99 {pct(first_call, 0.99):.1f} ms; enqueue→run finished (3 steps): "
           f"p50 {statistics.median(whole_run):.1f} ms, p99 {pct(whole_run, 0.99):.1f} ms", flush=True)
     peak, most_running = await memory(args.dsn, args.functions_url, args.token, 200)

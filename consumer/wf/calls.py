@@ -20,6 +20,9 @@ from standardwebhooks.webhooks import Webhook
 
 EXCERPT_CHARS = 500
 RETRYABLE_STATUS = {408, 429}
+# wf.fail waits at most a day whatever the function asks, and takes an int4: a bigger value would fail
+# the report itself on the client side
+MAX_RETRY_AFTER = 86400
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,14 @@ def parse_retry_after(value: str | None) -> int | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return int(value)
+        return min(int(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0, int((when - datetime.now(UTC)).total_seconds() + 0.999))
+    return min(max(0, int((when - datetime.now(UTC)).total_seconds() + 0.999)), MAX_RETRY_AFTER)
 
 
 def classify(status: int, body: bytes, retry_after: str | None) -> Outcome:
@@ -155,6 +158,8 @@ class Caller:
                 data=body,
                 headers=self.headers(call, body),
                 timeout=aiohttp.ClientTimeout(total=call.timeout_seconds),
+                # calls go only to WF_FUNCTIONS_URL (DESIGN §7): a 3xx is an answer, not a new destination
+                allow_redirects=False,
             ) as response:
                 # read the whole body before trusting the status: a dropped connection shows up here
                 content = await self._read_capped(response)

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -58,6 +58,11 @@ class _Skip:
     reason: str
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold U+0000, and an error text is quoted from whatever the function sent."""
+    return text.replace("\x00", "\ufffd")
+
+
 @dataclass
 class Worker:
     config: WorkerConfig
@@ -66,6 +71,7 @@ class Worker:
     def __post_init__(self) -> None:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._stages_changed = asyncio.Event()
         self._stages: dict[str, Stage] = {}
         self._by_queue: dict[str, str] = {}
         self._ready: set[str] = set()
@@ -126,6 +132,8 @@ class Worker:
                 size = max(2, min(self.config.concurrency, 20))
                 return await db.create_pool(self.config.dsn, min_size=1, max_size=size)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if self.config.once:
+                    raise  # cron-style: fail now (exit 1) rather than pile up behind an outage
                 log("database_unreachable", level="warning", error=str(exc), retry_in=delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 10)
@@ -177,13 +185,17 @@ class Worker:
             if stage is None:
                 self._stages[row["name"]] = Stage(row["name"], row["queue"], row["max_concurrency"])
                 self._ready.add(row["name"])
+                self._wake.set()
             else:
                 stage.max_concurrency = row["max_concurrency"]
             self._by_queue[row["queue"]] = row["name"]
 
     async def _refresh_stages_forever(self) -> None:
+        """Every 10 s, or at once when a message arrives on a queue we do not know (a new workflow)."""
         while not self._stopping.is_set():
-            await self._sleep(10)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stages_changed.wait(), 10)
+            self._stages_changed.clear()
             await self._refresh_stages()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, queue: str) -> None:
@@ -191,6 +203,8 @@ class Worker:
         if stage is not None:
             self._ready.add(stage)
             self._wake.set()
+        elif queue != "wf_dlq":
+            self._stages_changed.set()
 
     async def _listen(self) -> None:
         conn = await asyncpg.connect(self.config.dsn)
@@ -355,6 +369,8 @@ class Worker:
     async def _report(self, task: asyncpg.Record, outcome: Outcome | _Skip) -> None:
         """Hand the answer to SQL; on a lost connection retry until the attempt's lease runs out."""
         assert self._pool is not None
+        if isinstance(outcome, Outcome) and outcome.error is not None:
+            outcome = replace(outcome, error=_storable(outcome.error))
         delay = 0.2
         while True:
             try:
@@ -371,6 +387,12 @@ class Worker:
                 self._last_db_contact = time.monotonic()
                 return
             except asyncpg.PostgresError as exc:
+                if isinstance(outcome, Outcome) and outcome.ok and (exc.sqlstate or "").startswith("22"):
+                    # data the database cannot store (e.g. \u0000 in jsonb): a final step error, not a
+                    # dropped report that leaves the step running until its lease runs out
+                    outcome = Outcome(False, error=_storable(f"the database refused the output: {exc}"),
+                                      http_status=outcome.http_status)
+                    continue
                 if (exc.sqlstate or "").startswith(_PERMANENT_SQLSTATE):
                     log("report_rejected", level="error", run_id=str(task["run_id"]), step=task["step"],
                         attempt=task["attempt"], error=str(exc))
