@@ -75,6 +75,20 @@ where e.kind = 'started';
 comment on view wf.step_timeline is
   'One row per step attempt: when it was queued, started and finished, how it ended, the HTTP status and the error. Filter by run_id.';
 
+-- wf.queue_metrics: depth and oldest message age of a stage's queue, for wf.stage_health.
+-- Security definer so that readers need no access to schema pgmq (whose functions would let
+-- them send to or purge any queue); it answers only for the queues of wf's stages.
+create function wf.queue_metrics(p_queue text)
+returns table (queue_length bigint, oldest_msg_age_sec int)
+language sql
+security definer
+set search_path = ''
+as $$
+  select m.queue_length, m.oldest_msg_age_sec
+  from wf.stages st cross join lateral pgmq.metrics(st.queue) m
+  where st.queue = p_queue
+$$;
+
 create view wf.stage_health as
 with recent as (
   select s.function, e.kind, e.at, (e.detail ->> 'duration_ms')::numeric as duration_ms
@@ -116,7 +130,7 @@ select
   round(p.p95_ms) as p95_ms,
   coalesce(o.dead_letters, 0) as dead_letters
 from wf.stages st
-cross join lateral pgmq.metrics(st.queue) m
+cross join lateral wf.queue_metrics(st.queue) m
 left join per_stage p on p.function = st.name
 left join open_steps o on o.function = st.name
 order by st.name;

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,20 @@ def dlq(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 def counts(conn: psycopg.Connection, *tables: str) -> dict[str, int]:
     return {t: conn.execute(f"select count(*) as n from {t}").fetchone()["n"] for t in tables}
+
+
+def wait_until_blocked_or_done(conn: psycopg.Connection, thread: threading.Thread) -> None:
+    """Poll (no fixed sleep) until another transaction of this database waits for a lock, or
+    the thread has finished."""
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        row = conn.execute(
+            """select count(*) as n from pg_stat_activity
+               where datname = current_database() and wait_event_type = 'Lock'"""
+        ).fetchone()
+        if row["n"]:
+            return
+        time.sleep(0.005)
 
 
 def chain(

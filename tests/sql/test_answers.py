@@ -107,11 +107,10 @@ def test_answer_for_a_step_waiting_to_retry_is_a_no_op(conn):
 
 
 @pytest.mark.parametrize("answer", ANSWERS.keys())
-def test_answer_for_an_unknown_run_raises_naming_it(conn, answer):
-    one_step(conn)
+def test_answer_for_an_unknown_run_raises_naming_it(shared_conn, answer):
     task = {"run_id": str(uuid.uuid4()), "step": "a", "attempt": 1}
     with pytest.raises(errors.NoDataFound, match=f"unknown step a of run {task['run_id']}"):
-        ANSWERS[answer](conn, task)
+        ANSWERS[answer](shared_conn, task)
 
 
 @pytest.mark.parametrize("answer", ANSWERS.keys())
@@ -123,11 +122,10 @@ def test_answer_for_an_unknown_step_raises_naming_it(conn, answer):
 
 @pytest.mark.parametrize("answer", ANSWERS.keys())
 @pytest.mark.parametrize("missing", ["run_id", "step", "attempt"])
-def test_answer_with_a_null_argument_is_rejected(conn, answer, missing):
-    run_id = one_step(conn)
-    task = {"run_id": run_id, "step": "a", "attempt": 1, missing: None}
+def test_answer_with_a_null_argument_is_rejected(shared_conn, answer, missing):
+    task = {"run_id": str(uuid.uuid4()), "step": "a", "attempt": 1, missing: None}
     with pytest.raises(errors.InvalidParameterValue, match=f"{answer} needs run_id, step and attempt"):
-        ANSWERS[answer](conn, task)
+        ANSWERS[answer](shared_conn, task)
 
 
 # --- backoff on the message's vt ----------------------------------------------------------------
@@ -330,11 +328,11 @@ def test_extend_moves_the_message_vt_and_the_lease(conn):
 
 
 @pytest.mark.parametrize("seconds", [0, -5, 43201, None])
-def test_extend_with_bad_seconds_is_rejected_naming_the_step(conn, seconds):
-    run_id = one_step(conn)
-    [task] = claim(conn, "echo")
-    with pytest.raises(errors.InvalidParameterValue, match=f"step a of run {run_id}: seconds must be between 1 and 43200"):
-        conn.execute("select wf.extend(%s, 'a', 1, %s::int)", (run_id, seconds))
+def test_extend_with_bad_seconds_is_rejected_naming_the_step(shared_conn, seconds):
+    run_id = str(uuid.uuid4())  # checked before the run is looked up
+    message = f"step a of run {run_id}: seconds must be between 1 and 43200"
+    with pytest.raises(errors.InvalidParameterValue, match=message):
+        shared_conn.execute("select wf.extend(%s, 'a', 1, %s::int)", (run_id, seconds))
 
 
 def test_oversized_output_fails_the_step_without_retry(conn):

@@ -13,7 +13,6 @@ from wfsql import (
     archived,
     chain,
     claim,
-    complete,
     define,
     dlq,
     enqueue,
@@ -84,7 +83,7 @@ def test_claim_starts_the_run_and_the_attempt(conn):
 def test_claimed_message_stays_invisible_for_the_visibility_timeout(conn):
     define(conn, chain(timeout_seconds=60))  # visibility timeout = 60 + 15 s margin
     enqueue(conn, "chain")
-    [task] = claim(conn, "echo")
+    claim(conn, "echo")
     [msg] = messages(conn, "echo")
     assert 73 <= msg["wait"] <= 75
     assert claim(conn, "echo") == []
@@ -97,21 +96,22 @@ def test_claim_takes_at_most_qty_messages(conn):
     assert len(claim(conn, "echo", 3)) == 2
 
 
-def test_claim_of_an_unknown_stage_raises_naming_it(conn):
+def test_claim_of_an_unknown_stage_raises_naming_it(shared_conn):
     with pytest.raises(errors.NoDataFound, match="unknown stage nope"):
-        claim(conn, "nope")
+        claim(shared_conn, "nope")
 
 
-def test_claim_of_a_null_stage_raises(conn):
+def test_claim_of_a_null_stage_raises(shared_conn):
     with pytest.raises(errors.NoDataFound, match="unknown stage null"):
-        conn.execute("select * from wf.claim(null)")
+        shared_conn.execute("select * from wf.claim(null)")
 
 
 @pytest.mark.parametrize("qty", [0, -1, 1001, None])
-def test_claim_qty_out_of_bounds_is_rejected(conn, qty):
-    define(conn, chain())
-    with pytest.raises(errors.InvalidParameterValue, match=f"qty must be between 1 and 1000, got {'null' if qty is None else qty}"):
-        conn.execute("select * from wf.claim('echo', %s::int)", (qty,))
+def test_claim_qty_out_of_bounds_is_rejected(shared_conn, qty):
+    define(shared_conn, chain())
+    got = "null" if qty is None else qty
+    with pytest.raises(errors.InvalidParameterValue, match=f"qty must be between 1 and 1000, got {got}"):
+        shared_conn.execute("select * from wf.claim('echo', %s::int)", (qty,))
 
 
 def test_claim_qty_1000_is_accepted(conn):
@@ -207,10 +207,3 @@ def test_claims_of_one_stage_leave_other_stages_alone(conn):
     assert [t["step"] for t in claim(conn, "alpha")] == ["a"]
     assert [t["step"] for t in claim(conn, "beta")] == ["b"]
 
-
-def test_completing_after_a_claim_answers_the_right_attempt(conn):
-    define(conn, chain(n=1))
-    run_id = enqueue(conn, "chain")
-    [task] = claim(conn, "echo")
-    assert complete(conn, task, {"ok": 1})
-    assert run_status(conn, run_id) == "completed"

@@ -177,9 +177,9 @@ def test_bad_definition_is_rejected_naming_the_place(shared_conn, definition, me
     assert counts(shared_conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
 
 
-def test_null_definition_is_rejected(conn):
+def test_null_definition_is_rejected(shared_conn):
     with pytest.raises(errors.InvalidParameterValue, match="definition must be a JSON object"):
-        conn.execute("select wf.define(null)")
+        shared_conn.execute("select wf.define(null)")
 
 
 def test_rejected_definition_leaves_nothing_behind(conn):
@@ -215,6 +215,16 @@ def test_rejected_new_version_keeps_the_current_one(conn):
     assert counts(conn, "wf.definitions") == {"wf.definitions": 1}
 
 
+def test_longest_function_name_gets_a_queue_within_pgmq_limits(conn):
+    name = "f" * 47
+    define(conn, workflow(step(function=name)))
+    queue = conn.execute("select queue from wf.stages where name = %s", (name,)).fetchone()["queue"]
+    assert len(queue) <= 47 and queue.startswith("wf_fff")
+    enqueue(conn, "bad")
+    [task] = claim(conn, name)
+    assert task["function"] == name
+
+
 # --- SQL injection through names ----------------------------------------------------------------
 
 INJECTION = "x'; drop table wf.runs; --"
@@ -230,11 +240,11 @@ INJECTION = "x'; drop table wf.runs; --"
     ],
     ids=["function", "step", "workflow", "depends_on"],
 )
-def test_sql_injection_through_a_name_is_rejected_and_harms_nothing(conn, definition):
+def test_sql_injection_through_a_name_is_rejected_and_harms_nothing(shared_conn, definition):
     with pytest.raises(errors.InvalidParameterValue):
-        define(conn, definition)
-    assert conn.execute("select to_regclass('wf.runs') is not null as ok").fetchone()["ok"]
-    assert counts(conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
+        define(shared_conn, definition)
+    assert shared_conn.execute("select to_regclass('wf.runs') is not null as ok").fetchone()["ok"]
+    assert counts(shared_conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
 
 
 def test_sql_injection_through_enqueue_and_claim_names_is_harmless(conn):
@@ -276,18 +286,18 @@ def test_deactivate_lets_started_runs_finish(conn):
 
 
 @pytest.mark.parametrize("fn", ["activate", "deactivate"])
-def test_activation_of_an_unknown_workflow_raises_naming_it(conn, fn):
+def test_activation_of_an_unknown_workflow_raises_naming_it(shared_conn, fn):
     with pytest.raises(errors.NoDataFound, match="unknown workflow nope"):
-        conn.execute(f"select wf.{fn}('nope')")
+        shared_conn.execute(f"select wf.{fn}('nope')")
 
 
 @pytest.mark.parametrize("fn", ["activate", "deactivate"])
-def test_activation_of_null_raises(conn, fn):
+def test_activation_of_null_raises(shared_conn, fn):
     with pytest.raises(errors.InvalidParameterValue, match="workflow must not be null"):
-        conn.execute(f"select wf.{fn}(null)")
+        shared_conn.execute(f"select wf.{fn}(null)")
 
 
-def test_define_errors_use_sqlstate_22023(conn):
+def test_define_errors_use_sqlstate_22023(shared_conn):
     with pytest.raises(psycopg.Error) as info:
-        conn.execute("select wf.define(%s)", (Jsonb({"name": "x", "steps": []}),))
+        shared_conn.execute("select wf.define(%s)", (Jsonb({"name": "x", "steps": []}),))
     assert info.value.sqlstate == "22023"

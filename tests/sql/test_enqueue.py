@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg import errors
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from wfsql import (
     chain,
@@ -18,6 +20,7 @@ from wfsql import (
     messages,
     run_status,
     step_statuses,
+    wait_until_blocked_or_done,
 )
 
 RUN_TABLES = ("wf.runs", "wf.steps", "wf.events")
@@ -78,32 +81,32 @@ def test_variables_with_a_default_or_from_steps_are_not_required(conn):
     assert enqueue(conn, "mail", {})
 
 
-def test_unknown_workflow_raises_p0002_naming_it(conn):
+def test_unknown_workflow_raises_p0002_naming_it(shared_conn):
     with pytest.raises(errors.NoDataFound, match="unknown workflow nope"):
-        enqueue(conn, "nope")
+        enqueue(shared_conn, "nope")
 
 
-def test_null_workflow_is_rejected(conn):
+def test_null_workflow_is_rejected(shared_conn):
     with pytest.raises(errors.InvalidParameterValue, match="workflow must not be null"):
-        conn.execute("select wf.enqueue(null)")
+        shared_conn.execute("select wf.enqueue(null)")
 
 
 @pytest.mark.parametrize("value, kind", [(None, "null"), ([1, 2], "array"), ("text", "string"), (7, "number")])
-def test_input_that_is_not_an_object_is_rejected(conn, value, kind):
-    define(conn, chain())
+def test_input_that_is_not_an_object_is_rejected(shared_conn, value, kind):
+    define(shared_conn, chain())
     with pytest.raises(errors.InvalidParameterValue,
                        match=f"workflow chain: input must be a JSON object, got {kind}"):
-        conn.execute("select wf.enqueue('chain', %s::jsonb)", (None if value is None else Jsonb(value),))
-    assert nothing_enqueued(conn)
+        shared_conn.execute("select wf.enqueue('chain', %s::jsonb)", (None if value is None else Jsonb(value),))
+    assert nothing_enqueued(shared_conn)
 
 
 @pytest.mark.parametrize("field", ["idempotency_key", "correlation_id"])
 @pytest.mark.parametrize("value", ["", "k" * 513])
-def test_empty_or_oversized_key_is_rejected_naming_the_field(conn, field, value):
-    define(conn, chain())
+def test_empty_or_oversized_key_is_rejected_naming_the_field(shared_conn, field, value):
+    define(shared_conn, chain())
     with pytest.raises(errors.InvalidParameterValue, match=f"workflow chain: {field} must be 1 to 512 characters"):
-        conn.execute(f"select wf.enqueue('chain', '{{}}', {field} => %s)", (value,))
-    assert nothing_enqueued(conn)
+        shared_conn.execute(f"select wf.enqueue('chain', '{{}}', {field} => %s)", (value,))
+    assert nothing_enqueued(shared_conn)
 
 
 # --- idempotency --------------------------------------------------------------------------------
@@ -143,7 +146,8 @@ def test_runs_without_a_key_are_never_merged(conn):
 def test_input_over_one_megabyte_is_rejected_leaving_nothing_behind(conn):
     define(conn, chain())
     big = {"blob": "x" * (1024 * 1024)}
-    with pytest.raises(errors.ProgramLimitExceeded, match=r"workflow chain: input is 10485\d\d bytes, more than the 1048576"):
+    message = r"workflow chain: input is 10485\d\d bytes, more than the 1048576"
+    with pytest.raises(errors.ProgramLimitExceeded, match=message):
         enqueue(conn, "chain", big)
     assert nothing_enqueued(conn)
 
@@ -168,7 +172,7 @@ def test_run_at_in_the_future_schedules_the_run(conn):
 def test_scheduled_run_is_claimable_once_its_time_has_come(conn):
     define(conn, chain())
     run_id = enqueue(conn, "chain", run_at=datetime.now(UTC) + timedelta(hours=1))
-    conn.execute(f"update pgmq.q_wf_echo set vt = now() - interval '1 second'")  # an hour later
+    conn.execute("update pgmq.q_wf_echo set vt = now() - interval '1 second'")  # an hour later
     [task] = claim(conn, "echo")
     assert (str(task["run_id"]), task["step"], task["attempt"]) == (run_id, "s1", 1)
     assert run_status(conn, run_id) == "running"
@@ -220,3 +224,32 @@ def test_enqueue_notifies_the_stage_queue(conn, db):
         enqueue(conn, "chain")
         notes = list(listener.notifies(timeout=2, stop_after=1))
     assert [(n.channel, n.payload) for n in notes] == [("wf", "wf_echo")]
+
+
+def test_concurrent_enqueues_with_the_same_key_start_one_run(conn, db):
+    define(conn, chain())
+    with psycopg.connect(db, row_factory=dict_row) as first:  # holds its transaction open
+        first_id = enqueue(first, "chain", {"a": 1}, key="same")
+        result: dict[str, str] = {}
+        other = threading.Thread(
+            target=lambda: result.update(id=enqueue_on_new_connection(db, "chain", {"a": 1}, "same")))
+        other.start()
+        wait_until_blocked_or_done(conn, other)
+        first.commit()
+        other.join(timeout=30)
+    assert result["id"] == first_id
+    assert counts(conn, "wf.runs") == {"wf.runs": 1}
+    assert len(messages(conn, "echo")) == 1
+
+
+def enqueue_on_new_connection(db: str, workflow: str, input: dict, key: str) -> str:
+    with psycopg.connect(db, autocommit=True, row_factory=dict_row) as c:
+        return enqueue(c, workflow, input, key=key)
+
+
+def test_enqueue_rolled_back_leaves_no_run_and_no_message(conn):
+    define(conn, chain())
+    with pytest.raises(RuntimeError), conn.transaction():
+        enqueue(conn, "chain")
+        raise RuntimeError("the caller's transaction fails after the enqueue")
+    assert nothing_enqueued(conn)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -27,6 +26,7 @@ from wfsql import (
     skip,
     step_row,
     step_statuses,
+    wait_until_blocked_or_done,
 )
 
 # --- order --------------------------------------------------------------------------------------
@@ -109,19 +109,6 @@ def test_fan_in_race_queues_the_joining_step_exactly_once(conn, db):
 def complete_on_new_connection(db: str, task: dict) -> None:
     with psycopg.connect(db, autocommit=True, row_factory=dict_row) as c:
         assert complete(c, task)
-
-
-def wait_until_blocked_or_done(conn, thread: threading.Thread) -> None:
-    """Poll (no fixed sleep) until the thread's transaction waits for a lock or has finished."""
-    deadline = time.monotonic() + 10
-    while thread.is_alive() and time.monotonic() < deadline:
-        row = conn.execute(
-            """select count(*) as n from pg_stat_activity
-               where datname = current_database() and wait_event_type = 'Lock'"""
-        ).fetchone()
-        if row["n"]:
-            return
-        time.sleep(0.005)
 
 
 def test_delay_seconds_delays_the_steps_message(conn):
@@ -287,13 +274,33 @@ def test_cancel_of_a_scheduled_run_removes_its_delayed_message(conn):
 
 
 @pytest.mark.parametrize("fn", ["cancel", "retry"])
-def test_cancel_or_retry_of_an_unknown_run_raises_naming_it(conn, fn):
+def test_cancel_or_retry_of_an_unknown_run_raises_naming_it(shared_conn, fn):
     run_id = "00000000-0000-4000-8000-000000000000"
     with pytest.raises(errors.NoDataFound, match=f"unknown run {run_id}"):
-        conn.execute(f"select wf.{fn}(%s)", (run_id,))
+        shared_conn.execute(f"select wf.{fn}(%s)", (run_id,))
 
 
 @pytest.mark.parametrize("fn", ["cancel", "retry"])
-def test_cancel_or_retry_of_null_is_rejected(conn, fn):
+def test_cancel_or_retry_of_null_is_rejected(shared_conn, fn):
     with pytest.raises(errors.InvalidParameterValue, match="run_id must not be null"):
-        conn.execute(f"select wf.{fn}(null)")
+        shared_conn.execute(f"select wf.{fn}(null)")
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+def test_tick_deletes_finished_runs_past_retention_with_their_history(conn):
+    define(conn, chain(n=1))
+    old, recent, still_open = (enqueue(conn, "chain") for _ in range(3))
+    for task in claim(conn, "echo", 3):
+        if str(task["run_id"]) != still_open:
+            complete(conn, task)
+    conn.execute("update wf.runs set finished_at = now() - interval '31 days' where id = %s", (old,))
+    conn.execute("update wf.runs set created_at = now() - interval '90 days' where id = %s", (still_open,))
+
+    assert conn.execute("select wf.tick() as r").fetchone()["r"]["deleted_runs"] == 1
+    left = conn.execute("select id::text from wf.runs order by id").fetchall()
+    assert sorted(r["id"] for r in left) == sorted([recent, still_open])
+    assert step_statuses(conn, old) == {}
+    assert events(conn, old) == []
+    assert events(conn, recent) != []

@@ -6,7 +6,9 @@ import re
 
 import psycopg
 import pytest
+from psycopg import errors
 from psycopg.rows import dict_row
+from wfsql import chain, claim, complete, define, enqueue
 
 # the pgmq API Supabase ships (pgmq 1.4.4): nothing newer may be called unguarded (DESIGN §2)
 PGMQ_144_API = {"create", "send", "send_batch", "read", "archive", "delete", "set_vt", "metrics",
@@ -63,8 +65,8 @@ def pgmq_calls(conn) -> dict[str, set[str]]:
     return calls
 
 
-def test_wf_calls_only_the_pgmq_1_4_4_api(conn):
-    calls = pgmq_calls(conn)
+def test_wf_calls_only_the_pgmq_1_4_4_api(shared_conn):
+    calls = pgmq_calls(shared_conn)
     assert {"send", "read", "archive", "set_vt", "create", "metrics"} <= set(calls), calls
     outside = {fn: sorted(users) for fn, users in calls.items() if fn not in PGMQ_144_API}
     assert outside == {}, f"pgmq functions outside the 1.4.4 API: {outside}"
@@ -77,8 +79,8 @@ def test_migrations_call_only_the_pgmq_1_4_4_api():
     assert used - PGMQ_144_API == set()
 
 
-def test_nothing_in_schema_wf_is_executable_by_public(conn):
-    rows = conn.execute(
+def test_nothing_in_schema_wf_is_executable_by_public(shared_conn):
+    rows = shared_conn.execute(
         """select p.oid::regprocedure::text as fn from pg_proc p
            where p.pronamespace = 'wf'::regnamespace
              and has_function_privilege('public', p.oid, 'execute')
@@ -87,8 +89,8 @@ def test_nothing_in_schema_wf_is_executable_by_public(conn):
     assert [r["fn"] for r in rows] == []
 
 
-def test_no_function_in_schema_wf_has_a_public_grant_in_its_acl(conn):
-    rows = conn.execute(
+def test_no_function_in_schema_wf_has_a_public_grant_in_its_acl(shared_conn):
+    rows = shared_conn.execute(
         """select p.oid::regprocedure::text as fn from pg_proc p
            where p.pronamespace = 'wf'::regnamespace
              and (p.proacl is null  -- null means the default: execute for public
@@ -98,8 +100,8 @@ def test_no_function_in_schema_wf_has_a_public_grant_in_its_acl(conn):
     assert [r["fn"] for r in rows] == []
 
 
-def test_no_table_or_view_in_schema_wf_is_readable_by_public(conn):
-    rows = conn.execute(
+def test_no_table_or_view_in_schema_wf_is_readable_by_public(shared_conn):
+    rows = shared_conn.execute(
         """select c.oid::regclass::text as rel from pg_class c
            where c.relnamespace = 'wf'::regnamespace and c.relkind in ('r', 'v', 'p')
              and has_table_privilege('public', c.oid, 'select, insert, update, delete')
@@ -108,8 +110,8 @@ def test_no_table_or_view_in_schema_wf_is_readable_by_public(conn):
     assert [r["rel"] for r in rows] == []
 
 
-def test_every_wf_function_pins_an_empty_search_path(conn):
-    rows = conn.execute(
+def test_every_wf_function_pins_an_empty_search_path(shared_conn):
+    rows = shared_conn.execute(
         """select p.oid::regprocedure::text as fn, p.proconfig from pg_proc p
            where p.pronamespace = 'wf'::regnamespace
              and not coalesce('search_path=""' = any (p.proconfig), false)
@@ -117,3 +119,25 @@ def test_every_wf_function_pins_an_empty_search_path(conn):
     ).fetchall()
     assert rows == []
 
+
+
+def test_public_has_no_usage_on_schema_wf(shared_conn):
+    assert shared_conn.execute("select has_schema_privilege('public', 'wf', 'usage') as u").fetchone()["u"] is False
+
+
+def test_wf_worker_can_claim_and_answer_but_not_start_runs(conn):
+    define(conn, chain(n=1))
+    enqueue(conn, "chain")
+    with conn.transaction():
+        conn.execute("set local role wf_worker")
+        [task] = claim(conn, "echo")
+        assert complete(conn, task)
+    with conn.transaction(), pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("set local role wf_worker")
+        enqueue(conn, "chain")
+
+
+def test_wf_worker_cannot_touch_the_tables(conn):
+    with conn.transaction(), pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("set local role wf_worker")
+        conn.execute("update wf.steps set status = 'succeeded'")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from wfsql import define, enqueue
+import pytest
+from psycopg import errors
+from wfsql import chain, claim, counts, define, enqueue, fail, messages, step_row
 
 
 def test_default_filter_made_a_template_variable_required(conn):
@@ -12,3 +14,61 @@ def test_default_filter_made_a_template_variable_required(conn):
                                                                "m": "{{ name|d('y') }}"}}]})
     assert conn.execute("select input_vars from wf.definitions").fetchone()["input_vars"] == []
     assert enqueue(conn, "w", {})
+
+
+def test_run_at_far_ahead_or_infinite_failed_with_an_unclear_error(conn):
+    # the delay of the first message overflowed int ("integer out of range") or the subtraction
+    # failed ("cannot subtract infinite timestamps"), naming neither the workflow nor run_at
+    define(conn, chain())
+    for run_at in ("2100-01-01", "infinity", "-infinity"):
+        with pytest.raises(errors.InvalidParameterValue, match="workflow chain: run_at must be a time at most"):
+            conn.execute("select wf.enqueue('chain', run_at => %s::timestamptz)", (run_at,))
+    assert counts(conn, "wf.runs") == {"wf.runs": 0}
+
+
+def test_whole_number_written_with_a_fraction_was_rejected_with_22p02(conn):
+    # int fields cast the JSON text straight to int, and '3.0'::int does not parse
+    definition = chain(n=1, timeout_seconds=30.0, backoff={"base_seconds": 5.0, "factor": 2})
+    definition["max_retries"] = 3.0
+    assert define(conn, definition) == 1
+    row = conn.execute("select max_attempts, timeout_seconds, backoff from wf.definition_steps").fetchone()
+    assert (row["max_attempts"], row["timeout_seconds"], row["backoff"]["base_seconds"]) == (4, 30, 5)
+
+
+def test_backoff_delays_written_with_a_fraction_broke_wf_fail(conn):
+    # define accepted "delays": [5.0] and every later wf.fail raised 22P02 ('5.0'::int), so a
+    # failing call could never be reported
+    define(conn, chain(n=1, max_retries=2, backoff={"delays": [5.0, 7.0]}))
+    run_id = enqueue(conn, "chain")
+    [task] = claim(conn, "echo")
+    assert fail(conn, task)
+    assert step_row(conn, run_id, "s1")["status"] == "retrying"
+    assert 4 <= messages(conn, "echo")[0]["wait"] <= 5.5
+
+
+@pytest.mark.parametrize("view", ["stage_health", "stuck"])
+def test_stage_health_and_stuck_were_unreadable_by_wf_reader(conn, view):
+    # views call their functions as the reader: stage_health called pgmq.metrics (no usage on
+    # schema pgmq) and stuck called wf.setting, which reads the private wf.settings table
+    define(conn, chain())
+    enqueue(conn, "chain")
+    with conn.transaction():
+        conn.execute("set local role wf_reader")
+        assert conn.execute(f"select count(*) as n from wf.{view}").fetchone()["n"] >= 0
+    with conn.transaction():
+        conn.execute("set local role wf_reader")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("select pgmq.send('wf_echo', '{}')")  # and pgmq stays out of reach
+
+
+def test_wf_admin_could_not_create_an_enqueue_trigger(conn):
+    # creating a trigger needs execute on its function, and wf_admin had none on wf.enqueue_trigger
+    define(conn, chain())
+    conn.execute("create table public.t (id int primary key)")
+    conn.execute("alter table public.t owner to wf_admin")
+    with conn.transaction():
+        conn.execute("set local role wf_admin")
+        conn.execute("""create trigger t after insert on public.t
+                        for each row execute function wf.enqueue_trigger('chain')""")
+    conn.execute("insert into public.t values (1)")
+    assert counts(conn, "wf.runs") == {"wf.runs": 1}

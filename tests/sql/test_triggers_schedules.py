@@ -64,7 +64,8 @@ def test_insert_fails_when_the_row_lacks_what_the_workflow_needs(proposal):
         {"name": "mail", "function": "echo", "action": "go", "payload_template": {"to": "{{ host_email }}"}}]})
     proposal.execute("""create trigger proposal_mail after insert on public.proposal
                         for each row execute function wf.enqueue_trigger('mail-host')""")
-    with pytest.raises(errors.InvalidParameterValue, match=r"workflow mail-host: input is missing variable\(s\) host_email"):
+    message = r"workflow mail-host: input is missing variable\(s\) host_email"
+    with pytest.raises(errors.InvalidParameterValue, match=message):
         proposal.execute("insert into public.proposal values (1, 'Loft', 'h-1')")
     assert counts(proposal, "public.proposal", "wf.runs") == {"public.proposal": 0, "wf.runs": 0}
 
@@ -72,7 +73,7 @@ def test_insert_fails_when_the_row_lacks_what_the_workflow_needs(proposal):
 def test_trigger_without_a_workflow_argument_is_rejected(conn):
     conn.execute("create table public.t (id int primary key)")
     conn.execute("create trigger t after insert on public.t for each row execute function wf.enqueue_trigger()")
-    with pytest.raises(errors.InvalidParameterValue, match="wf.enqueue_trigger on public.t: pass the workflow name"):
+    with pytest.raises(errors.InvalidParameterValue, match=r"wf\.enqueue_trigger on public\.t: pass the workflow name"):
         conn.execute("insert into public.t values (1)")
 
 
@@ -170,10 +171,13 @@ def test_schedule_without_pg_cron_raises_55000(conn):
     ("Bad Name", "* * * * *", "chain", {}, errors.InvalidParameterValue, "schedule name must match"),
     (None, "* * * * *", "chain", {}, errors.InvalidParameterValue, "schedule name must match .* got null"),
     ("nightly", None, "chain", {}, errors.InvalidParameterValue, "schedule nightly: cron must be a cron expression"),
-    ("nightly", "* * * * *", "chain", [1], errors.InvalidParameterValue, "schedule nightly: input must be a JSON object"),
+    ("nightly", "* * * * *", "chain", [1], errors.InvalidParameterValue,
+     "schedule nightly: input must be a JSON object"),
     ("nightly", "* * * * *", "nope", {}, errors.NoDataFound, "schedule nightly: unknown workflow nope"),
 ], ids=["bad_name", "null_name", "null_cron", "input_not_an_object", "unknown_workflow"])
-def test_schedule_with_bad_arguments_is_rejected_naming_them(conn, name, cron_expr, workflow, input, error, message):
-    define(conn, chain())
+def test_schedule_with_bad_arguments_is_rejected_naming_them(
+    shared_conn, name, cron_expr, workflow, input, error, message
+):
+    define(shared_conn, chain())
     with pytest.raises(error, match=message):
-        conn.execute("select wf.schedule(%s, %s, %s, %s)", (name, cron_expr, workflow, Jsonb(input)))
+        shared_conn.execute("select wf.schedule(%s, %s, %s, %s)", (name, cron_expr, workflow, Jsonb(input)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg import errors
 from wfsql import chain, claim, complete, define, diamond, enqueue, fail, make_visible
 
 # DESIGN §4: the columns each view documents (runs_overview and step_timeline exactly; the
@@ -30,8 +31,8 @@ def columns(conn, view: str) -> list[str]:
 
 
 @pytest.mark.parametrize("view", DOCUMENTED)
-def test_view_has_the_documented_columns(conn, view):
-    got = columns(conn, view)
+def test_view_has_the_documented_columns(shared_conn, view):
+    got = columns(shared_conn, view)
     if view in EXACT:
         assert got == DOCUMENTED[view]
     else:
@@ -39,13 +40,33 @@ def test_view_has_the_documented_columns(conn, view):
 
 
 @pytest.mark.parametrize("view", DOCUMENTED)
-def test_view_has_a_comment_saying_what_it_is_for(conn, view):
-    row = conn.execute("select obj_description(%s::regclass, 'pg_class') as c", (f"wf.{view}",)).fetchone()
+def test_view_has_a_comment_saying_what_it_is_for(shared_conn, view):
+    row = shared_conn.execute("select obj_description(%s::regclass, 'pg_class') as c", (f"wf.{view}",)).fetchone()
     assert row["c"] and len(row["c"]) > 20
 
 
-def test_every_view_in_the_schema_is_documented(conn):
-    rows = conn.execute("select viewname from pg_views where schemaname = 'wf' order by 1").fetchall()
+@pytest.mark.parametrize("view", DOCUMENTED)
+def test_view_is_readable_by_wf_reader(conn, view):
+    define(conn, chain(n=1, max_retries=0))
+    enqueue(conn, "chain")
+    [task] = claim(conn, "echo")
+    fail(conn, task)
+    enqueue(conn, "chain")
+    conn.execute("update wf.steps set queued_at = now() - interval '1 hour' where status = 'queued'")
+    with conn.transaction():
+        conn.execute("set local role wf_reader")
+        assert conn.execute(f"select * from wf.{view}").fetchall()
+
+
+@pytest.mark.parametrize("view", DOCUMENTED)
+def test_view_is_not_readable_by_wf_worker(shared_conn, view):
+    with shared_conn.transaction(), pytest.raises(errors.InsufficientPrivilege):
+        shared_conn.execute("set local role wf_worker")
+        shared_conn.execute(f"select * from wf.{view}")
+
+
+def test_every_view_in_the_schema_is_documented(shared_conn):
+    rows = shared_conn.execute("select viewname from pg_views where schemaname = 'wf' order by 1").fetchall()
     assert {r["viewname"] for r in rows} == set(DOCUMENTED)
 
 
@@ -161,7 +182,7 @@ def test_stage_health_counts_depth_in_flight_outcomes_and_dead_letters(conn):
     define(conn, diamond(max_retries=0))
     for _ in range(3):
         enqueue(conn, "diamond")
-    a1, a2, a3 = claim(conn, "echo", 3)
+    a1, a2, _a3 = claim(conn, "echo", 3)
     complete(conn, a1)
     fail(conn, a2, "no")
     # a3 stays in flight; a1's run queued b and c

@@ -14,4 +14,4 @@ def test_supabase_migrations_are_identical_to_sql_migrations():
         p.name[10:14] + "_" + p.name.split("_wf_", 1)[1] for p in generated
     ], "run scripts/gen-supabase-migrations"
     for source, copy in zip(sql, generated, strict=True):
-        assert source.read_text() == copy.read_text(), f"{copy.name} differs from {source.name}: run scripts/gen-supabase-migrations"
+        assert source.read_text() == copy.read_text(), f"{copy.name} differs: run scripts/gen-supabase-migrations"
