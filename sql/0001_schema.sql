@@ -31,7 +31,6 @@ create table wf.settings (
 );
 insert into wf.settings (key, value, description) values
   ('retention_days', '30', 'finished runs older than this many days are deleted by wf.tick()'),
-  ('poison_reads', '3', 'a message read this many times more than its step has attempts is dead-lettered'),
   ('stuck_after_seconds', '900', 'a queued step older than this, or a running one this long past its lease, is stuck'),
   ('max_input_bytes', '1048576', 'largest run input accepted by wf.enqueue'),
   ('max_output_bytes', '1048576', 'largest step output stored by wf.complete');

@@ -260,6 +260,12 @@ begin
                                   or (v_step ->> 'on_failure') not in ('abort', 'continue', 'retry')) then
       perform wf.raise_input_error(format('%s: on_failure must be "abort", "continue" or "retry", got %s', v_place, v_step -> 'on_failure'));
     end if;
+    if v_step ? 'payload_template' and jsonb_typeof(v_step -> 'payload_template') <> 'object' then
+      perform wf.raise_input_error(format('%s: payload_template must be a JSON object', v_place));
+    end if;
+    if v_step ? 'description' and jsonb_typeof(v_step -> 'description') <> 'string' then
+      perform wf.raise_input_error(format('%s: description must be a string', v_place));
+    end if;
     if v_step ? 'when' and jsonb_typeof(v_step -> 'when') <> 'string' then
       perform wf.raise_input_error(format('%s: when must be a template string', v_place));
     end if;

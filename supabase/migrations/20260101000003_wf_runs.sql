@@ -290,7 +290,8 @@ begin
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (run_id, v_step.name, v_step.attempt + 1, 'queued', '{"retry": true}');
   end loop;
-  update wf.steps s set status = 'waiting', finished_at = null
+  -- steps cancelled by the failure wait again, with a fresh budget too
+  update wf.steps s set status = 'waiting', finished_at = null, attempt_base = s.attempt
   where s.run_id = retry.run_id and s.status = 'cancelled';
 
   update wf.runs r set status = 'running', finished_at = null, error = null, failed_step = null

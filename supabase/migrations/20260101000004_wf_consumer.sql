@@ -106,6 +106,18 @@ begin
       continue;
     end if;
 
+    -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
+    -- was out; its lost attempt is not repeated for a run that is over
+    if v_row.run_status in ('completed', 'failed', 'cancelled') then
+      perform pgmq.archive(v_stage.queue, v_msg.msg_id);
+      update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
+      where s.run_id = v_run_id and s.name = v_row.name;
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
+              jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
+      continue;
+    end if;
+
     -- guard: the previous attempt never answered (its consumer died or lost the message)
     if v_row.status = 'running' then
       insert into wf.events (run_id, step, attempt, kind, detail)

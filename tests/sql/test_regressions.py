@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from psycopg import errors
-from wfsql import chain, claim, counts, define, enqueue, fail, messages, step_row
+from wfsql import chain, claim, counts, define, enqueue, fail, make_visible, messages, run_status, step_row
 
 
 def test_default_filter_made_a_template_variable_required(conn):
@@ -72,3 +72,33 @@ def test_wf_admin_could_not_create_an_enqueue_trigger(conn):
                         for each row execute function wf.enqueue_trigger('chain')""")
     conn.execute("insert into public.t values (1)")
     assert counts(conn, "wf.runs") == {"wf.runs": 1}
+
+
+def test_a_lost_attempt_was_restarted_after_its_run_had_failed(conn):
+    # a step still running when a sibling died kept its attempt; once that attempt was lost,
+    # claim started a new one and called the function again for a run that was already over
+    define(conn, {"name": "pair", "steps": [
+        {"name": "a", "function": "echo", "action": "go", "depends_on": []},
+        {"name": "b", "function": "echo", "action": "go", "depends_on": [], "max_retries": 0}]})
+    run_id = enqueue(conn, "pair")
+    tasks = {t["step"]: t for t in claim(conn, "echo")}
+    fail(conn, tasks["b"], retryable=False)
+    assert run_status(conn, run_id) == "failed"
+    make_visible(conn, "echo")
+    assert claim(conn, "echo") == []
+    assert step_row(conn, run_id, "a")["status"] == "cancelled"
+    assert messages(conn, "echo") == []
+
+
+def test_steps_cancelled_by_a_failure_kept_their_spent_budget_after_retry(conn):
+    # wf.retry gave dead steps a fresh budget but not the steps the failure had cancelled
+    define(conn, {"name": "pair2", "steps": [
+        {"name": "a", "function": "echo", "action": "go", "depends_on": [], "max_retries": 1},
+        {"name": "b", "function": "echo", "action": "go", "depends_on": [], "max_retries": 0}]})
+    run_id = enqueue(conn, "pair2")
+    tasks = {t["step"]: t for t in claim(conn, "echo")}
+    fail(conn, tasks["a"])  # a retries: one attempt of two spent
+    fail(conn, tasks["b"], retryable=False)  # b dies, a is cancelled
+    assert step_row(conn, run_id, "a")["status"] == "cancelled"
+    assert conn.execute("select wf.retry(%s) as ok", (run_id,)).fetchone()["ok"]
+    assert step_row(conn, run_id, "a")["attempt_base"] == step_row(conn, run_id, "a")["attempt"]
