@@ -141,6 +141,8 @@ BAD_DEFINITIONS = {
         r"workflow bad: step a: payload_template: template does not parse \(unbalanced brackets"),
     "unparsable_when": (workflow(step(when="{{ x ==")), "workflow bad: step a: when: template does not parse"),
     "when_not_a_string": (workflow(step(when=True)), "workflow bad: step a: when must be a template string"),
+    "payload_template_not_an_object": (
+        workflow(step(payload_template=["a"])), "workflow bad: step a: payload_template must be a JSON object"),
     "bad_on_failure": (
         workflow(step(on_failure="explode")), 'workflow bad: step a: on_failure must be .* got "explode"'),
     "negative_max_retries": (
