@@ -268,8 +268,9 @@ def dlq(dsn: str, as_json: bool) -> None:
 @click.argument("run_id")
 def retry(dsn: str, run_id: str) -> None:
     """Resume a failed run at its dead and failed steps."""
-    rows = _run(_fetch(dsn, "select wf.retry($1) as ok, (select status from wf.runs where id = $1) as status",
-                       _uuid(run_id)))
+    # the status comes from the view: wf_admin may not read the private tables
+    rows = _run(_fetch(dsn, "select wf.retry($1) as ok, (select status from wf.runs_overview where run_id = $1) "
+                       "as status", _uuid(run_id)))
     if not rows[0]["ok"]:
         raise BadInput(f"run {run_id} is {rows[0]['status']}, not failed: nothing to retry")
     click.echo(f"run {run_id} resumed")
@@ -281,8 +282,8 @@ def retry(dsn: str, run_id: str) -> None:
 @click.option("--reason", envvar="WF_CANCEL_REASON", show_envvar=True, help="Why (kept in the run's history).")
 def cancel(dsn: str, run_id: str, reason: str | None) -> None:
     """Cancel a run; answers still in flight become no-ops."""
-    rows = _run(_fetch(dsn, "select wf.cancel($1, $2) as ok, (select status from wf.runs where id = $1) as status",
-                       _uuid(run_id), reason))
+    rows = _run(_fetch(dsn, "select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "
+                       "where run_id = $1) as status", _uuid(run_id), reason))
     if not rows[0]["ok"]:
         raise BadInput(f"run {run_id} is already {rows[0]['status']}")
     click.echo(f"run {run_id} cancelled")

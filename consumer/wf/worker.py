@@ -74,6 +74,8 @@ class Worker:
         self._stages_changed = asyncio.Event()
         self._stages: dict[str, Stage] = {}
         self._by_queue: dict[str, str] = {}
+        # queues whose NOTIFY is not ours to serve: the DLQ and the stages --stages leaves out
+        self._ignored_queues: set[str] = {"wf_dlq"}
         self._ready: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._side: list[asyncio.Task[None]] = []
@@ -180,6 +182,7 @@ class Worker:
         wanted = set(self.config.stages)
         for row in rows:
             if wanted and row["name"] not in wanted:
+                self._ignored_queues.add(row["queue"])
                 continue
             stage = self._stages.get(row["name"])
             if stage is None:
@@ -203,7 +206,7 @@ class Worker:
         if stage is not None:
             self._ready.add(stage)
             self._wake.set()
-        elif queue != "wf_dlq":
+        elif queue not in self._ignored_queues:
             self._stages_changed.set()
 
     async def _listen(self) -> None:

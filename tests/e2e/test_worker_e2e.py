@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
+import socket
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -320,3 +324,35 @@ def test_template_with_missing_data_fails_the_step_naming_the_variable_and_the_w
     fine = enqueue(conn, "fine")
     assert wait_final(conn, fine, worker=worker) == {fine: "completed"}
     assert worker.proc.poll() is None
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_metrics_and_healthz(db, conn, start_worker):
+    define(conn, one_step("measured", "go", function="echo"))
+    define(conn, one_step("broken", "bad_request"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = start_worker(db, "--poll-interval", "0.2", "--metrics-port", str(port))
+    runs = [enqueue(conn, "measured"), enqueue(conn, "measured"), enqueue(conn, "broken")]
+    wait_final(conn, runs, worker=worker)
+
+    status, body = wait_until(lambda: (r := _get(f"http://127.0.0.1:{port}/healthz"))[0] and r, what="/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
+    assert 'wf_calls_total{outcome="succeeded",stage="echo"} 2.0' in metrics
+    assert 'wf_calls_total{outcome="error",stage="misbehave"} 1.0' in metrics
+    assert 'wf_call_duration_seconds_count{stage="echo"} 2.0' in metrics
+    assert 'wf_in_flight{stage="echo"} 0.0' in metrics

@@ -46,6 +46,14 @@ def assert_each_step_succeeded_once(conn: psycopg.Connection, run_ids: list[str]
     assert {r["succeeded"] for r in rows} == {1}, [r for r in rows if r["succeeded"] != 1]
 
 
+def settled(conn: psycopg.Connection) -> bool:
+    """No other session of this database is running a statement: a report the killed worker had already
+    sent still commits, so count what it left behind only after that."""
+    return not conn.execute(
+        """select 1 from pg_stat_activity
+           where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'""").fetchall()
+
+
 def event_count(conn: psycopg.Connection, kind: str) -> int:
     return conn.execute("select count(*) as n from wf.events where kind = %s", (kind,)).fetchone()["n"]
 
@@ -63,6 +71,7 @@ def test_sigkill_mid_batch_then_a_new_worker_loses_nothing(db, conn, start_worke
         wait_until(lambda t=target: count_steps(conn, "succeeded") >= t and count_steps(conn, "running") > 0,
                    20, "progress with calls in flight", worker.tail)
         worker.kill()
+        wait_until(lambda: settled(conn), 10, "the dead worker's last statements to end")
         left_running += count_steps(conn, "running")  # attempts the dead worker will never answer
         make_visible(conn, "misbehave")  # their leases run out
         worker = start_worker(db, *WORKER_ARGS)
@@ -76,6 +85,27 @@ def test_sigkill_mid_batch_then_a_new_worker_loses_nothing(db, conn, start_worke
     lost = conn.execute("select count(*) as n from wf.step_timeline where status = 'lost'").fetchone()["n"]
     assert lost == left_running
     assert not conn.execute("select 1 from wf.steps where status <> 'succeeded'").fetchall()
+
+
+def test_a_lease_that_runs_out_mid_call_makes_the_late_answer_stale(db, conn, start_worker):
+    """Worker A's call outlives its lease; worker B claims attempt 2 and answers. A's answer comes back
+    late: it is recorded as `stale_answer` and changes nothing, and the step succeeds once."""
+    define(conn, slow_chain("lease", steps=1, ms=2000))
+    run_id = enqueue(conn, "lease")
+    first = start_worker(db, *WORKER_ARGS)
+    wait_until(lambda: count_steps(conn, "running") == 1, 15, "the first call", first.tail)
+    make_visible(conn, "misbehave")  # the lease runs out while the call is still going
+    second = start_worker(db, *WORKER_ARGS)
+    assert wait_final(conn, run_id, 15, second) == {run_id: "completed"}
+    wait_until(lambda: event_count(conn, "stale_answer") == 1, 10, "the first worker's late answer", first.tail)
+
+    history = [(e["kind"], e["attempt"]) for e in conn.execute(
+        "select kind, attempt from wf.events where step is not null order by id").fetchall()]
+    assert ("attempt_lost", 1) in history
+    assert ("stale_answer", 1) in history
+    assert [a for k, a in history if k == "succeeded"] == [2]
+    step = conn.execute("select status, attempt from wf.steps").fetchone()
+    assert (step["status"], step["attempt"]) == ("succeeded", 2)
 
 
 # ---- PostgreSQL restart --------------------------------------------------------------------------------
