@@ -115,8 +115,6 @@ create table wf.steps (
   attempt_base  int not null default 0,
   msg_id        bigint,
   dlq_msg_id    bigint,
-  -- when the first attempt was queued; later ones read theirs from the events
-  first_queued_at timestamptz,
   queued_at     timestamptz,
   started_at    timestamptz,
   lease_until   timestamptz,

@@ -31,10 +31,12 @@ begin
 end;
 $$;
 
--- wf.advance: queue every waiting step whose dependencies are final, and close
--- the run when no step is left to do. Callers hold the run lock.
+-- wf.advance: queue every waiting step whose dependencies are final. Returns what it
+-- queued ({"step": delay_seconds, ...}); the caller records that in the event that caused
+-- it, so a run's history shows every step being queued without a row of its own.
+-- Callers hold the run lock.
 create function wf.advance(p_run_id uuid)
-returns void
+returns jsonb
 language plpgsql
 set search_path = ''
 as $$
@@ -42,9 +44,10 @@ declare
   v_step record;
   v_delay int;
   v_msg_id bigint;
+  v_queued jsonb := '{}'::jsonb;
 begin
   for v_step in
-    select s.name, s.attempt, st.queue, d.delay_seconds, r.run_at
+    select s.name, st.queue, d.delay_seconds, r.run_at
     from wf.steps s
     join wf.runs r on r.id = s.run_id
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
@@ -64,18 +67,22 @@ begin
       perform pg_notify('wf', v_step.queue);
     end if;
     update wf.steps s
-    set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay),
-        first_queued_at = clock_timestamp() + make_interval(secs => v_delay)
+    set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;
-    -- an immediate send is part of the event that caused it (first_queued_at keeps the time)
-    if v_delay > 0 then
-      insert into wf.events (run_id, step, attempt, kind, detail)
-      values (p_run_id, v_step.name, v_step.attempt + 1, 'queued', jsonb_build_object('delay_seconds', v_delay));
-    end if;
+    v_queued := v_queued || jsonb_build_object(v_step.name, v_delay);
   end loop;
+  return v_queued;
+end;
+$$;
 
-  -- a run that just queued a step is not done
-  if not found and not exists (select 1 from wf.steps s
+-- wf.close_if_done: the run completes when no step is left to do. Callers hold the run lock.
+create function wf.close_if_done(p_run_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from wf.steps s
                  where s.run_id = p_run_id
                    and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled')) then
     update wf.runs r set status = 'completed', finished_at = clock_timestamp()
@@ -183,9 +190,9 @@ begin
   from wf.definition_steps d
   where d.workflow = v_workflow.name and d.version = v_workflow.current_version;
   insert into wf.events (run_id, step, attempt, kind, detail)
-  values (v_run_id, null, null, 'run_created', jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
-                                         'idempotency_key', idempotency_key)));
-  perform wf.advance(v_run_id);
+  values (v_run_id, null, null, 'run_created',
+          jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
+                                               'idempotency_key', idempotency_key, 'queued', wf.advance(v_run_id))));
   return v_run_id;
 end;
 $$;
@@ -260,6 +267,7 @@ declare
   v_status text;
   v_step record;
   v_msg_id bigint;
+  v_queued jsonb := '{}'::jsonb;
 begin
   if run_id is null then
     perform wf.raise_input_error('run_id must not be null');
@@ -287,8 +295,7 @@ begin
     set status = 'queued', msg_id = v_msg_id, dlq_msg_id = null, attempt_base = s.attempt,
         queued_at = clock_timestamp(), finished_at = null, error = null, http_status = null
     where s.run_id = retry.run_id and s.name = v_step.name;
-    insert into wf.events (run_id, step, attempt, kind, detail)
-    values (run_id, v_step.name, v_step.attempt + 1, 'queued', '{"retry": true}');
+    v_queued := v_queued || jsonb_build_object(v_step.name, 0);
   end loop;
   -- steps cancelled by the failure wait again, with a fresh budget too
   update wf.steps s set status = 'waiting', finished_at = null, attempt_base = s.attempt
@@ -296,9 +303,9 @@ begin
 
   update wf.runs r set status = 'running', finished_at = null, error = null, failed_step = null
   where r.id = retry.run_id;
+  v_queued := v_queued || wf.advance(run_id);
   insert into wf.events (run_id, step, attempt, kind, detail)
-  values (run_id, null, null, 'run_retried', null);
-  perform wf.advance(run_id);
+  values (run_id, null, null, 'run_retried', jsonb_build_object('queued', v_queued));
   return true;
 end;
 $$;

@@ -217,8 +217,8 @@ def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
             if run is None:
                 raise BadInput(f"unknown run {run_id}")
             steps = await conn.fetch("select * from wf.step_timeline where run_id = $1 order by started_at", run_uuid)
-            events = await conn.fetch("select at, step, attempt, kind, detail from wf.events where run_id = $1 "
-                                      "order by id", run_uuid)
+            events = await conn.fetch("select at, step, attempt, kind, detail from wf.run_history where run_id = $1 "
+                                      "order by seq", run_uuid)
             return {"run": dict(run), "attempts": [dict(s) for s in steps], "events": [dict(e) for e in events]}
         finally:
             await conn.close()

@@ -2,7 +2,7 @@
 
 One asyncpg pool for claims and reports, one LISTEN connection on channel `wf`
 (a poll every `poll_interval` covers delayed messages, expired leases and missed
-notifications). Side tasks (listener, stage refresh, tick, gauges, /metrics) are
+notifications). Side tasks (listener, stage refresh with queue gauges, tick, /metrics) are
 supervised: they log and restart, they never take the loop down.
 """
 
@@ -112,7 +112,6 @@ class Worker:
                 if not cfg.once:
                     self._supervise("listener", self._listen)
                     self._supervise("stages", self._refresh_stages_forever)
-                    self._supervise("gauges", self._update_gauges_forever)
                     if not await self._has_cron_tick():
                         self._supervise("tick", self._tick_forever)
                 log("worker_started", stages=sorted(self._stages), concurrency=cfg.concurrency, once=cfg.once)
@@ -176,14 +175,16 @@ class Worker:
     # ---- stages and wake-ups --------------------------------------------
 
     async def _refresh_stages(self) -> None:
+        """The stages, their per-stage limits and queue depths (through a function a wf_worker login may call)."""
         assert self._pool is not None
-        rows = await self._pool.fetch("select name, queue, max_concurrency from wf.stages")
+        rows = await self._pool.fetch("select name, queue, max_concurrency, queue_length from wf.worker_stages()")
         self._last_db_contact = time.monotonic()
         wanted = set(self.config.stages)
         for row in rows:
             if wanted and row["name"] not in wanted:
                 self._ignored_queues.add(row["queue"])
                 continue
+            self.metrics.queue_depth.labels(row["name"]).set(row["queue_length"])
             stage = self._stages.get(row["name"])
             if stage is None:
                 self._stages[row["name"]] = Stage(row["name"], row["queue"], row["max_concurrency"])
@@ -230,9 +231,7 @@ class Worker:
 
     async def _has_cron_tick(self) -> bool:
         assert self._pool is not None
-        if not await self._pool.fetchval("select exists (select 1 from pg_extension where extname = 'pg_cron')"):
-            return False
-        return bool(await self._pool.fetchval("select exists (select 1 from cron.job where jobname = 'wf-tick')"))
+        return bool(await self._pool.fetchval("select wf.tick_scheduled()"))
 
     async def _tick_forever(self) -> None:
         """Without pg_cron the workers run the minute job themselves (it is safe to run twice)."""
@@ -243,16 +242,6 @@ class Worker:
             if any(result.values()):
                 log("tick", **result)
             await self._sleep(60)
-
-    async def _update_gauges_forever(self) -> None:
-        assert self._pool is not None
-        while not self._stopping.is_set():
-            rows = await self._pool.fetch("select queue_name, queue_length from pgmq.metrics_all()")
-            for row in rows:
-                stage = self._by_queue.get(row["queue_name"])
-                if stage is not None:
-                    self.metrics.queue_depth.labels(stage).set(row["queue_length"])
-            await self._sleep(15)
 
     # ---- dispatch -----------------------------------------------------------
 

@@ -221,16 +221,25 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
+  v_queued jsonb;
 begin
   perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
   where s.run_id = p_run_id and s.name = p_step;
+  if v_open then
+    v_queued := wf.advance(p_run_id);
+  end if;
   insert into wf.events (run_id, step, attempt, kind, detail)
-  values (p_run_id, p_step, p_attempt, p_status, p_detail);
-  if p_run_status in ('scheduled', 'pending', 'running') then
-    perform wf.advance(p_run_id);
+  values (p_run_id, p_step, p_attempt, p_status,
+          case when v_queued <> '{}' then coalesce(p_detail, '{}') || jsonb_build_object('queued', v_queued)
+               else p_detail end);
+  -- a run that just queued a step is not done
+  if v_open and v_queued = '{}' then
+    perform wf.close_if_done(p_run_id);
   end if;
 end;
 $$;

@@ -47,7 +47,7 @@ select
     when 'attempt_lost' then 'lost'
     else 'running'
   end as status,
-  coalesce(q.queued_at, s.first_queued_at) as queued_at,
+  q.queued_at,
   e.at as started_at,
   o.at as finished_at,
   o.at - e.at as duration,
@@ -61,16 +61,17 @@ left join lateral (
   order by o.id
   limit 1
 ) o on true
--- attempt n > 1, or the first after wf.retry, was queued by the event that scheduled it
+-- an attempt was queued by the latest event before it that scheduled it: the one whose
+-- detail.queued names the step (with its delay), or the step's own retry or lost attempt
 left join lateral (
-  select q.at + make_interval(secs => coalesce((q.detail ->> 'delay_seconds')::int, 0)) as queued_at
+  select q.at + make_interval(secs => coalesce((q.detail -> 'queued' ->> e.step)::int,
+                                               (q.detail ->> 'delay_seconds')::int, 0)) as queued_at
   from wf.events q
-  where q.run_id = e.run_id and q.step = e.step and q.id < e.id
-    and q.kind in ('queued', 'retrying', 'attempt_lost')
+  where q.run_id = e.run_id and q.id < e.id
+    and ((q.step = e.step and q.kind in ('retrying', 'attempt_lost')) or q.detail -> 'queued' ? e.step)
   order by q.id desc
   limit 1
 ) q on true
-join wf.steps s on s.run_id = e.run_id and s.name = e.step
 where e.kind = 'started';
 comment on view wf.step_timeline is
   'One row per step attempt: when it was queued, started and finished, how it ended, the HTTP status and the error. Filter by run_id.';
@@ -221,3 +222,41 @@ group by r.workflow, r.version
 order by r.workflow, r.version;
 comment on view wf.workflow_stats is
   'Per workflow and version: runs, how many completed, failed, were cancelled or are open, completion and failure rate, mean and p95 duration (enqueue to finish).';
+
+create view wf.run_history as
+select e.run_id, e.id as seq, e.at, e.step, e.attempt, e.kind, e.detail
+from wf.events e;
+comment on view wf.run_history is
+  'A run''s whole story, one row per transition (created, started, succeeded, retrying, dead, cancelled, stale answers …): filter by run_id, order by seq.';
+
+-- wf.worker_stages: what a worker needs to know of the stages (a wf_worker login reads no tables)
+create function wf.worker_stages()
+returns table (name text, queue text, max_concurrency int, queue_length bigint)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select st.name, st.queue, st.max_concurrency, m.queue_length
+  from wf.stages st cross join lateral pgmq.metrics(st.queue) m
+$$;
+
+-- wf.tick_scheduled: whether pg_cron runs wf.tick() here; without it the workers run it
+create function wf.tick_scheduled()
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_scheduled boolean;
+begin
+  if not exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then
+    return false;
+  end if;
+  execute 'select exists (select 1 from cron.job where jobname = $1 and command = $2 and active)'
+    into v_scheduled using 'wf-tick', 'select wf.tick()';
+  return v_scheduled;
+end;
+$$;

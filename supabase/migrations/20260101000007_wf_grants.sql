@@ -44,10 +44,10 @@ alter function wf.tick() security definer;
 
 grant usage on schema wf to wf_reader, wf_worker, wf_admin;
 grant select on wf.runs_overview, wf.step_timeline, wf.stage_health, wf.failures, wf.stuck,
-  wf.dead_letters, wf.workflow_stats to wf_reader, wf_admin;
+  wf.dead_letters, wf.workflow_stats, wf.run_history to wf_reader, wf_admin;
 grant execute on function wf.claim(text, int), wf.complete(uuid, text, int, jsonb),
   wf.fail(uuid, text, int, text, boolean, int, int), wf.extend(uuid, text, int, int),
-  wf.skip(uuid, text, int, text), wf.tick() to wf_worker, wf_admin;
+  wf.skip(uuid, text, int, text), wf.tick(), wf.worker_stages(), wf.tick_scheduled() to wf_worker, wf_admin;
 grant execute on function wf.define(jsonb), wf.activate(text), wf.deactivate(text),
   wf.enqueue(text, jsonb, text, timestamptz, text), wf.cancel(uuid, text), wf.retry(uuid),
   wf.schedule(text, text, text, jsonb), wf.unschedule(text), wf.fire_schedule(text) to wf_admin;

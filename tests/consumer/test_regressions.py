@@ -176,9 +176,7 @@ def test_bug_cli_cancel_and_retry_read_the_private_runs_table(conn, login_as):
     assert again.stderr.strip().endswith(f"run {run_id} is already cancelled")
 
 
-@pytest.mark.xfail(strict=True, reason="SQL bug (sql/0007_grants.sql, not the consumer's to fix): wf_worker may not "
-                                       "select wf.stages, which the worker reads to know its stages")
-def test_worker_runs_as_a_wf_worker_login(conn, gateway, login_as):
+def test_bug_worker_could_not_run_as_a_wf_worker_login(conn, gateway, login_as):
     define(conn, {"name": "one", "steps": [{"name": "a", "function": "echo", "action": "go"}]})
     run_id = enqueue(conn, "one")
     result = run_once(login_as("wf_worker"), gateway.url)
@@ -186,10 +184,8 @@ def test_worker_runs_as_a_wf_worker_login(conn, gateway, login_as):
     assert run_status(conn, run_id) == "completed"
 
 
-@pytest.mark.xfail(strict=True, reason="SQL bug (sql/0007_grants.sql): no role may read wf.events, which "
-                                       "`wf status RUN_ID` shows")
 @pytest.mark.parametrize("group", ["wf_reader", "wf_admin"])
-def test_status_of_one_run_as_a_reader(conn, login_as, group):
+def test_bug_status_of_one_run_failed_for_a_reader(conn, login_as, group):
     define(conn, {"name": "one", "steps": [{"name": "a", "function": "echo", "action": "go"}]})
     run_id = enqueue(conn, "one")
     result = subprocess.run([str(WF), "status", run_id], env={"WF_DATABASE_URL": login_as(group)},
@@ -203,8 +199,8 @@ async def test_bug_notify_for_a_stage_left_out_by_stages_refreshed_the_stage_lis
 
     class Pool:
         async def fetch(self, _query: str) -> list[dict[str, object]]:
-            return [{"name": "echo", "queue": "wf_echo", "max_concurrency": None},
-                    {"name": "other", "queue": "wf_other", "max_concurrency": None}]
+            return [{"name": "echo", "queue": "wf_echo", "max_concurrency": None, "queue_length": 0},
+                    {"name": "other", "queue": "wf_other", "max_concurrency": None, "queue_length": 0}]
 
     worker = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", stages=("echo",)))
     worker._pool = Pool()  # type: ignore[assignment]

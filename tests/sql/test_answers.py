@@ -312,7 +312,7 @@ def test_skip_finishes_the_step_and_moves_the_run_on(conn):
     assert skip(conn, s1, "when was false")
     assert step_statuses(conn, run_id) == {"s1": "skipped", "s2": "queued"}
     [skipped] = [e for e in events(conn, run_id) if e["kind"] == "skipped"]
-    assert skipped["detail"] == {"reason": "when was false"}
+    assert skipped["detail"] == {"reason": "when was false", "queued": {"s2": 0}}
     assert [m["message"]["step"] for m in archived(conn, "echo")] == ["s1"]
 
 
