@@ -71,6 +71,20 @@ def parse_retry_after(value: str | None) -> int | None:
     return min(max(0, int((when - datetime.now(UTC)).total_seconds() + 0.999)), MAX_RETRY_AFTER)
 
 
+_ENVELOPE_KEYS = {"success", "error", "retryable"}
+
+
+def _failure_text(status: int | None, parsed: Any, body: bytes, fallback: str | None = None) -> str:
+    """The error text, plus a bounded excerpt of the body when it says more than the error (DESIGN §5)."""
+    prefix = f"HTTP {status}: " if status is not None else ""
+    contract_error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not contract_error:
+        return prefix + (fallback or _excerpt(body))
+    if isinstance(parsed, dict) and set(parsed) <= _ENVELOPE_KEYS:
+        return f"{prefix}{contract_error}"
+    return f"{prefix}{contract_error} | body: {_excerpt(body)}"
+
+
 def classify(status: int, body: bytes, retry_after: str | None) -> Outcome:
     """The §5 rules: 2xx + success → output; 5xx, 408, 429, retryable → retry; the rest → final."""
     parsed: Any = None
@@ -78,20 +92,17 @@ def classify(status: int, body: bytes, retry_after: str | None) -> Outcome:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         parsed = None
-    contract_error = parsed.get("error") if isinstance(parsed, dict) else None
     if status >= 500 or status in RETRYABLE_STATUS:
-        detail = contract_error or _excerpt(body)
-        return Outcome(False, error=f"HTTP {status}: {detail}", retryable=True, http_status=status,
+        return Outcome(False, error=_failure_text(status, parsed, body), retryable=True, http_status=status,
                        retry_after=parse_retry_after(retry_after))
     if not 200 <= status < 300:
-        detail = contract_error or _excerpt(body)
-        return Outcome(False, error=f"HTTP {status}: {detail}", retryable=False, http_status=status)
+        return Outcome(False, error=_failure_text(status, parsed, body), retryable=False, http_status=status)
     if not isinstance(parsed, dict) or not isinstance(parsed.get("success"), bool):
         return Outcome(False, error=f"response breaks the contract (want {{\"success\": bool, ...}}): {_excerpt(body)}",
                        retryable=False, http_status=status)
     if parsed["success"]:
         return Outcome(True, output=parsed.get("data"), http_status=status)
-    return Outcome(False, error=str(contract_error or "function answered success: false"),
+    return Outcome(False, error=_failure_text(None, parsed, body, "function answered success: false"),
                    retryable=parsed.get("retryable") is True, http_status=status)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -25,6 +26,20 @@ _INPUT_SQLSTATES = ("22", "23", "P0002", "55000", "54000", "42883")
 
 class BadInput(click.ClickException):
     exit_code = 2
+
+
+def main() -> None:
+    """The console script: click's own errors become one line too (`wf: ...`, exit 2)."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 1)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(f"{exc.format_message()}{hint}", 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:
@@ -49,6 +64,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         state = exc.sqlstate or ""
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         _fail(message, 2 if state.startswith(_INPUT_SQLSTATES) else 1)
+    except ValueError as exc:  # asyncpg's verdict on a malformed DSN
+        _fail(f"--dsn: {exc}", 2)
     except (OSError, asyncpg.InterfaceError) as exc:
         _fail(f"cannot reach the database: {exc}", 1)
     raise AssertionError("unreachable")
@@ -103,11 +120,11 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str] | 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="wf")
-def main() -> None:
+def cli() -> None:
     """wf — Postgres-native orchestration of Supabase Edge Functions."""
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @click.option("--no-cron", is_flag=True, envvar="WF_NO_CRON", show_envvar=True,
               help="Do not create the pg_cron job for wf.tick().")
@@ -126,7 +143,7 @@ def install(dsn: str, no_cron: bool) -> None:
     click.echo(f"wf.tick() job: {report.cron}")
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def define(dsn: str, paths: tuple[Path, ...]) -> None:
@@ -173,7 +190,7 @@ def _parse_input(value: str) -> dict[str, Any]:
     return parsed
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @click.argument("workflow")
 @click.option("--input", "input_", default="{}", envvar="WF_INPUT", show_envvar=True,
@@ -195,7 +212,7 @@ def enqueue(dsn: str, workflow: str, input_: str, key: str | None, run_at: datet
     click.echo(str(rows[0]["id"]))
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @json_option
 @click.argument("run_id", required=False)
@@ -247,7 +264,7 @@ def _uuid(value: str) -> Any:
         raise BadInput(f"not a run id (a UUID): {value}") from exc
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @json_option
 def stages(dsn: str, as_json: bool) -> None:
@@ -255,7 +272,7 @@ def stages(dsn: str, as_json: bool) -> None:
     _print_rows(_run(_fetch(dsn, "select * from wf.stage_health")), as_json)
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @json_option
 def dlq(dsn: str, as_json: bool) -> None:
@@ -263,7 +280,7 @@ def dlq(dsn: str, as_json: bool) -> None:
     _print_rows(_run(_fetch(dsn, "select * from wf.dead_letters")), as_json)
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @click.argument("run_id")
 def retry(dsn: str, run_id: str) -> None:
@@ -276,7 +293,7 @@ def retry(dsn: str, run_id: str) -> None:
     click.echo(f"run {run_id} resumed")
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @click.argument("run_id")
 @click.option("--reason", envvar="WF_CANCEL_REASON", show_envvar=True, help="Why (kept in the run's history).")
@@ -289,7 +306,7 @@ def cancel(dsn: str, run_id: str, reason: str | None) -> None:
     click.echo(f"run {run_id} cancelled")
 
 
-@main.command()
+@cli.command()
 @dsn_option
 @click.option("--concurrency", default=16, show_default=True, envvar="WF_CONCURRENCY", show_envvar=True,
               type=click.IntRange(1, 2000), help="Calls in flight at most, over all stages.")
@@ -309,8 +326,14 @@ def worker(dsn: str, concurrency: int, stage_list: str, once: bool, grace: float
            poll_interval: float, functions_url: str) -> None:
     """Run the consumer. Secrets come only from the environment: WF_FUNCTIONS_TOKEN (bearer
     token) and WF_SIGNING_SECRET (Standard Webhooks signing secret, optional)."""
+    # a stop asked for while the worker still starts up is honoured once it runs
+    stop_signals: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
+    from wf.logs import route_library_logs
     from wf.worker import WorkerConfig, run_worker
 
+    route_library_logs()
     if not functions_url.startswith(("http://", "https://")):
         raise BadInput(f"--functions-url must be an http(s) URL, got {functions_url}")
     config = WorkerConfig(
@@ -324,5 +347,6 @@ def worker(dsn: str, concurrency: int, stage_list: str, once: bool, grace: float
         grace=grace,
         metrics_port=metrics_port,
         poll_interval=poll_interval,
+        stop_requested=lambda: bool(stop_signals),
     )
     sys.exit(_run(run_worker(config)))

@@ -55,18 +55,21 @@ def template_problems(definition: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _json_files(paths: Iterable[Path]) -> Iterator[Path]:
+def _json_files(paths: Iterable[Path], errors: list[DefinitionFileError]) -> Iterator[Path]:
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.json") if p.is_file())
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        if not files:
+            errors.append(DefinitionFileError(path, "no .json files in this folder"))
+        yield from files
 
 
 def load_definition_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], list[DefinitionFileError]]:
     loaded: list[tuple[Path, dict[str, Any]]] = []
     errors: list[DefinitionFileError] = []
-    for path in _json_files(paths):
+    for path in _json_files(paths, errors):
         try:
             definition = orjson.loads(path.read_bytes())
         except OSError as exc:

@@ -43,6 +43,7 @@ class WorkerConfig:
     poll_interval: float = 1.0
     batch_size: int = 32
     max_response_bytes: int = 1_048_576
+    stop_requested: Callable[[], bool] | None = None  # a signal that came before the loop's handlers
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        if self.config.stop_requested is not None and self.config.stop_requested():
+            self.stop()
         cfg = self.config
         self._pool = await self._connect_pool()
         if self._pool is None:

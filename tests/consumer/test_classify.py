@@ -205,3 +205,10 @@ def test_no_token_and_no_secret_means_no_such_headers():
         Call("r", "s", 1, "f", "a", {}, 1.0), b"{}")
     assert not {"authorization", "webhook-id", "webhook-signature", "webhook-timestamp",
                 "x-correlation-id"} & set(headers)
+
+
+def test_a_failure_keeps_an_excerpt_of_a_body_that_says_more_than_the_error():
+    body = b'{"success": false, "error": "card declined", "decline_code": "insufficient_funds"}'
+    outcome = classify(402, body, None)
+    assert outcome.error.startswith("HTTP 402: card declined | body: ")
+    assert "insufficient_funds" in outcome.error
