@@ -23,6 +23,7 @@ from wf.calls import Call, Caller, Outcome
 from wf.logs import log
 from wf.metrics import HealthServer, Metrics
 from wf.render import RenderError, build_context, render_payload, render_when
+from wf.reports import CompleteBatcher
 
 # SQLSTATE classes of answers that retrying cannot fix: bad input, unknown names, limits, bugs
 _PERMANENT_SQLSTATE = ("22", "23", "42", "54", "P0")
@@ -83,6 +84,8 @@ class Worker:
         self._last_db_contact = time.monotonic()
         self._pool: asyncpg.Pool | None = None
         self._caller: Caller | None = None
+        self._completes: CompleteBatcher | None = None
+        self._finished = 0  # steps done (reported) so far
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -105,6 +108,7 @@ class Worker:
         if self._pool is None:
             return 0
         health = HealthServer(self.metrics, lambda: self._last_db_contact)
+        self._completes = CompleteBatcher(self._pool)
         try:
             async with Caller(cfg.functions_url, cfg.token, cfg.signing_secret, max_connections=cfg.concurrency,
                               max_response_bytes=cfg.max_response_bytes) as caller:
@@ -124,6 +128,7 @@ class Worker:
             for task in self._side:
                 task.cancel()
             await asyncio.gather(*self._side, return_exceptions=True)
+            await self._completes.close()
             await health.stop()
             await self._pool.close()
         log("worker_stopped")
@@ -263,6 +268,7 @@ class Worker:
                 self._ready.update(self._stages)
                 next_poll = now + self.config.poll_interval
             claimed = 0
+            finished_before = self._finished
             try:
                 for stage in list(self._stages.values()):
                     if stage.name in self._ready and not self._stopping.is_set():
@@ -275,8 +281,11 @@ class Worker:
                 await self._sleep(delay)
                 continue
             if self.config.once and claimed == 0:
+                # a step that finished during this round may have queued one in a stage already looked at
                 if not self._tasks:
-                    return
+                    if self._finished == finished_before:
+                        return
+                    continue
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             if claimed and any(s.name in self._ready and self._free(s) for s in self._stages.values()):
@@ -319,6 +328,7 @@ class Worker:
                 await self._report(task, outcome)
         finally:
             stage.in_flight -= 1
+            self._finished += 1
             self.metrics.in_flight.labels(stage.name).dec()
             self._ready.add(stage.name)
             self._wake.set()
@@ -373,8 +383,8 @@ class Worker:
                     await self._pool.fetchval("select wf.skip($1, $2, $3, $4)", task["run_id"], task["step"],
                                               task["attempt"], outcome.reason)
                 elif outcome.ok:
-                    await self._pool.fetchval("select wf.complete($1, $2, $3, $4)", task["run_id"],
-                                              task["step"], task["attempt"], outcome.output)
+                    assert self._completes is not None
+                    await self._completes.complete(task["run_id"], task["step"], task["attempt"], outcome.output)
                 else:
                     await self._pool.fetchval("select wf.fail($1, $2, $3, $4, $5, $6, $7)", task["run_id"],
                                               task["step"], task["attempt"], outcome.error, outcome.retryable,

@@ -7,8 +7,9 @@ export default {
     const receivedAt = performance.timeOrigin + performance.now();
     const denied = authorize(req) ??
       (Deno.env.get("WF_SIGNING_SECRET") ? verifySignature(req, await req.text()) : null);
-    return denied ?? new Response(JSON.stringify({ success: true, data: { received_at: receivedAt } }), {
-      headers: { "content-type": "application/json" },
-    });
+    return denied ??
+      new Response(JSON.stringify({ success: true, data: { received_at: receivedAt } }), {
+        headers: { "content-type": "application/json" },
+      });
   },
 };

@@ -1,9 +1,24 @@
-// Local stand-in for the seed's `send-email` function (templates/proposal-created.json): records
-// each call and answers as a mail service would once the message is queued. It sends nothing.
-import { recorder } from "../_shared/recorder.ts";
+// Demo `send-email`: queues a templated email (every template that emails). Sends nothing:
+// records each call in demo.outbox (_shared/outbox.ts); GET lists the calls it received, DELETE
+// clears them (tests/e2e).
+import { z } from "zod";
+import { action, demoFunction, field, stableId } from "../_shared/outbox.ts";
 
-export default recorder(({ action, payload }) => ({
-  action,
-  queued: true,
-  recipient: payload.recipient_email ?? null,
-}));
+export default demoFunction("send-email", {
+  // → queued, recipient, message_id
+  send: action(
+    z.strictObject({
+      template_id: field.name(),
+      recipient_email: field.email(),
+      variables: field.object().optional(),
+    }),
+    ({ template_id, recipient_email, variables }, ctx) => ({
+      queued: true,
+      recipient: recipient_email,
+      message_id: stableId(
+        "email",
+        ctx.webhookId ?? [template_id, recipient_email, variables ?? {}],
+      ),
+    }),
+  ),
+});

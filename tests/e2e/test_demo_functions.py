@@ -1,0 +1,601 @@
+"""The demo edge functions the templates call (supabase/functions/<name>, built on _shared/outbox.ts),
+against the real Deno gateway and PostgreSQL: each answers every action its templates use, with the
+output fields they read; payloads are validated at the boundary (400 naming the field); a duplicate
+delivery (same webhook-id) is answered with the first answer and recorded once; bubble-sync fails for
+good while demo.flags says the API key is invalid, and succeeds once it is fixed; and every template
+runs to completion under the real `wf worker --once`, with one demo.outbox row per step call."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from standardwebhooks import Webhook
+from wf.calls import classify
+from wfproc import REPO, SIGNING_SECRET, TOKEN, WF, Gateway, run_once
+from wfsql import define, dlq, enqueue, make_visible, step_statuses
+
+TEMPLATE_FILES = sorted((REPO / "templates").glob("*.json")) + sorted((REPO / "templates/patterns").glob("*.json"))
+TEMPLATES: dict[str, dict[str, Any]] = {
+    d["name"]: d for d in (json.loads(p.read_text()) for p in TEMPLATE_FILES)
+}
+FUNCTIONS = sorted(p.parent.name for p in (REPO / "supabase/functions").glob("*/index.ts")
+                   if (p.parent / "index.ts").read_text().count("demoFunction(") > 0)
+KEY_REJECTED = "Bubble rejected the API key (401): rotate BUBBLE_API_KEY"
+
+
+def template_actions() -> dict[tuple[str, str], set[str]]:
+    """(function, action) of every template step → the output fields some template reads from it."""
+    used: dict[tuple[str, str], set[str]] = {}
+    for definition in TEMPLATES.values():
+        by_step = {s["name"]: (s["function"], s["action"]) for s in definition["steps"]}
+        for pair in by_step.values():
+            used.setdefault(pair, set())
+        for step, output_field in re.findall(r"steps\.(\w+)\.output\.(\w+)", json.dumps(definition)):
+            used[by_step[step]].add(output_field)
+    return used
+
+
+USED = template_actions()
+
+# one realistic payload per (function, action), shaped as the templates render them
+SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("auth-user", "signup"): {"email": "ada@example.com"},
+    ("users", "create_user"): {"authUserId": "auth_1", "email": "ada@example.com", "firstName": "Ada",
+                               "lastName": "Lovelace"},
+    ("users", "create_host_account"): {"userId": "user_1"},
+    ("users", "create_guest_account"): {"userId": "user_1"},
+    ("proposal", "update"): {"proposalId": "p-1", "status": "accepted"},
+    ("proposal", "reserve"): {"orderId": "o-1"},
+    ("listing", "publish"): {"listingId": "l-1"},
+    ("listing", "update_host_count"): {"hostId": "h-1"},
+    ("virtual-meeting", "accept"): {"meetingId": "vm-1"},
+    ("virtual-meeting", "update_link"): {"meetingId": "vm-1", "link": "https://meet.example.com/evt_1"},
+    ("messages", "create_proposal_thread"): {"proposalId": "p-1", "guestId": "g-1", "hostId": "h-1",
+                                             "listingId": "l-1", "proposalStatus": "accepted"},
+    ("messages", "send_splitbot_message"): {"threadId": "thread-p-1", "text": "Your proposal was accepted."},
+    ("messages", "send_message"): {"threadId": "t-1", "text": "Meeting confirmed"},
+    ("send-email", "send"): {"template_id": "welcome", "recipient_email": "ada@example.com",
+                             "variables": {"first_name": "Ada"}},
+    ("sms", "send"): {"to": "+14155550100", "text": "Good news"},
+    ("calendar", "create_event"): {"meetingId": "vm-1", "startsAt": "2026-12-01T15:00:00Z",
+                                   "attendees": ["h-1", "g-1"]},
+    ("calendar", "send_invite"): {"eventId": "evt_1", "attendees": ["h-1", "g-1"]},
+    ("bubble-sync", "sync_single"): {"table": "proposal", "recordId": "p-1", "operation": "UPDATE",
+                                     "fields": {"status": "accepted"}},
+    ("bubble-sync", "sync_signup_atomic"): {"userId": "user_1", "hostAccountId": "host_1",
+                                            "guestAccountId": "guest_1"},
+    ("analytics", "track"): {"event": "signup_completed", "userId": "user_1", "properties": {"source": "web"}},
+    ("seo", "request_indexing"): {"url": "https://listings.example.com/l/l-1"},
+    ("distribution", "publish"): {"listingId": "l-1", "url": "https://listings.example.com/l/l-1",
+                                  "channels": ["partner-feed", "newsletter"]},
+}
+
+GUEST = {"guest_id": "g-1", "guest_email": "grace@example.com", "guest_phone": "+14155550100"}
+# a realistic input per template (by workflow name)
+INPUTS: dict[str, dict[str, Any]] = {
+    "proposal-created": {"proposal_id": "p-100", "guest_id": "g-1", "host_id": "h-1", "listing_id": "l-1",
+                         "status": "pending", "host_email": "host@example.com", "guest_name": "Grace",
+                         "listing_name": "Loft by the river"},
+    "proposal-status-change": {"id": "p-200", "status": "accepted", "host_id": "h-1", "listing_id": "l-1", **GUEST},
+    "user-signup": {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "source": "demo"},
+    "virtual-meeting-accepted": {"meeting_id": "vm-7", "host_id": "h-1", "starts_at": "2026-12-01T15:00:00Z",
+                                 "thread_id": "t-1", **GUEST},
+    "listing-published": {"listing_id": "l-42", "host_id": "h-1", "host_email": "host@example.com"},
+    "order-fulfilment": {"order_id": "o-9", "email": "grace@example.com", "phone": "+14155550100"},
+    "notify-with-fallback": {"user_id": "g-1", "phone": "+14155550100", "email": "grace@example.com",
+                             "text": "Your keys are ready"},
+    "external-sync": {"table": "listing", "record_id": "l-1"},
+    "booking-reminder": {"booking_id": "b-5", "guest_email": "grace@example.com"},
+}
+
+
+# ---- fixtures: a database with wf, demo.sql and the templates; a gateway writing to it ----------
+
+
+@pytest.fixture(scope="module")
+def demo_db(pg_server, template_db) -> Iterator[str]:
+    """A database cloned from the wf template, with supabase/demo.sql loaded and templates/ defined."""
+    name = f"wf_demo_{uuid.uuid4().hex[:12]}"
+    janitor = pg_server.janitor(name, template_dbname=template_db)
+    janitor.init()
+    dsn = pg_server.dsn(name)
+    try:
+        with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+            conn.execute((REPO / "supabase/demo.sql").read_text())
+            for definition in TEMPLATES.values():
+                define(conn, definition)
+        yield dsn
+    finally:
+        janitor.drop()
+
+
+@pytest.fixture(scope="module")
+def demo_gateway(demo_db: str) -> Iterator[Gateway]:
+    """scripts/serve-functions with WF_DEMO_DATABASE_URL: the functions record into demo.outbox."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WF_DEMO_DATABASE_URL", demo_db)
+        gw = Gateway().start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def dconn(demo_db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(demo_db, autocommit=True, row_factory=dict_row) as c:
+        yield c
+
+
+@pytest.fixture
+def bubble_key_invalid(dconn: psycopg.Connection) -> Iterator[None]:
+    """demo.flags bubble_api_key_valid = false for the test (true again afterwards, whatever happens)."""
+    dconn.execute("update demo.flags set value = 'false' where key = 'bubble_api_key_valid'")
+    try:
+        yield
+    finally:
+        set_bubble_key_valid(dconn)
+
+
+def set_bubble_key_valid(conn: psycopg.Connection) -> None:
+    conn.execute("update demo.flags set value = 'true' where key = 'bubble_api_key_valid'")
+
+
+# ---- calling a function directly, as the worker does -------------------------------------------
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        assert self.status == 200 and self.body["success"] is True, (self.status, self.body)
+        return self.body["data"]
+
+
+_signer = Webhook(SIGNING_SECRET)
+
+
+def post(gw: Gateway, function: str, action: str, payload: Any, webhook_id: str | None = None, *,
+         run_id: str | None = None, step: str | None = None, token: str = TOKEN, sign: bool = True) -> Answer:
+    """POST {action, payload} signed (Standard Webhooks) with a fresh webhook-id unless one is given."""
+    body = json.dumps({"action": action, "payload": payload})
+    webhook_id = webhook_id or f"test-{uuid.uuid4().hex}"
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    if run_id:
+        headers.update({"x-wf-run": run_id, "x-wf-step": step or "step", "x-wf-attempt": "1"})
+    if sign:
+        now = datetime.now(UTC)
+        headers.update({"webhook-id": webhook_id, "webhook-timestamp": str(int(now.timestamp())),
+                        "webhook-signature": _signer.sign(webhook_id, now, body)})
+    return request(gw, function, "POST", body.encode(), headers)
+
+
+def request(gw: Gateway, function: str, method: str = "GET", data: bytes | None = None,
+            headers: dict[str, str] | None = None) -> Answer:
+    req = urllib.request.Request(f"{gw.url}/{function}", data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return Answer(response.status, json.loads(response.read()), dict(response.headers))
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, json.loads(exc.read() or b"null"), dict(exc.headers))
+
+
+def outbox(conn: psycopg.Connection, *, webhook_id: str | None = None, run_id: str | None = None) -> list[dict]:
+    return conn.execute("""select "function", action, webhook_id, run_id::text as run_id, step, payload, result
+                           from demo.outbox where webhook_id = %s or run_id = %s::uuid order by id""",
+                        (webhook_id, run_id)).fetchall()
+
+
+# ---- every action the templates use ------------------------------------------------------------
+
+
+def test_the_samples_cover_exactly_the_actions_the_templates_use():
+    assert set(SAMPLES) == set(USED)
+    assert {fn for fn, _ in USED} == set(FUNCTIONS)
+    # what the templates read from earlier steps (a sanity check of the parsing above)
+    assert USED[("messages", "create_proposal_thread")] == {"thread_id"}
+    assert USED[("calendar", "create_event")] == {"event_id", "link"}
+    assert USED[("listing", "publish")] == {"url"}
+    assert USED[("users", "create_host_account")] == {"account_id"}
+
+
+@pytest.mark.parametrize(("function", "action"), sorted(SAMPLES), ids=lambda v: v)
+def test_each_action_answers_with_the_fields_the_templates_read_and_records_one_outbox_row(
+        demo_gateway, dconn, function, action):
+    run_id = str(uuid.uuid4())
+    webhook_id = f"{run_id}:call"
+    answer = post(demo_gateway, function, action, SAMPLES[function, action], webhook_id, run_id=run_id, step="call")
+    data = answer.data
+    assert data["action"] == action
+    for output_field in USED[function, action]:
+        assert isinstance(data.get(output_field), str) and data[output_field], (output_field, data)
+    assert not [h for h in answer.headers if h.lower().startswith("access-control-")]
+
+    [row] = outbox(dconn, webhook_id=webhook_id)
+    assert (row["function"], row["action"], row["run_id"], row["step"]) == (function, action, run_id, "call")
+    assert row["payload"] == SAMPLES[function, action]
+    assert row["result"] == data
+
+    # the ids the templates read are derived from the input: another delivery computes the same
+    again = post(demo_gateway, function, action, SAMPLES[function, action]).data
+    assert {f: again[f] for f in USED[function, action]} == {f: data[f] for f in USED[function, action]}
+
+
+def test_the_answers_of_the_steps_that_later_steps_read(demo_gateway):
+    thread = post(demo_gateway, "messages", "create_proposal_thread", SAMPLES["messages", "create_proposal_thread"])
+    assert thread.data == {"action": "create_proposal_thread", "thread_id": "thread-p-1"}  # tests/e2e seed test
+    assert post(demo_gateway, "listing", "publish", {"listingId": "l 42"}).data == {
+        "action": "publish", "listing_id": "l 42", "status": "published",
+        "url": "https://listings.example.com/l/l%2042"}
+    event = post(demo_gateway, "calendar", "create_event", SAMPLES["calendar", "create_event"]).data
+    assert event["link"] == f"https://meet.example.com/{event['event_id']}"
+    assert event["starts_at"] == "2026-12-01T15:00:00.000Z"
+    # the same instant written another way is the same event
+    other = post(demo_gateway, "calendar", "create_event",
+                 {**SAMPLES["calendar", "create_event"], "startsAt": "2026-12-01 16:00:00+01"}).data
+    assert other["event_id"] == event["event_id"]
+    auth = post(demo_gateway, "auth-user", "signup", {"email": "Ada@Example.com"}).data
+    assert auth["user_id"] == post(demo_gateway, "auth-user", "signup", {"email": "ada@example.com"}).data["user_id"]
+    host = post(demo_gateway, "users", "create_host_account", {"userId": "u-1"}).data
+    guest = post(demo_gateway, "users", "create_guest_account", {"userId": "u-1"}).data
+    assert host["account_id"] != guest["account_id"]
+    assert (host["kind"], guest["kind"]) == ("host", "guest")
+    # an integer id (a lone "{{ x }}" keeps its JSON type) is the same id as its text
+    assert post(demo_gateway, "users", "create_user", {**SAMPLES["users", "create_user"], "authUserId": 7}).data[
+        "user_id"] == post(demo_gateway, "users", "create_user",
+                           {**SAMPLES["users", "create_user"], "authUserId": "7"}).data["user_id"]
+    sms = post(demo_gateway, "sms", "send", {"to": "+44 (20) 7946-0958", "text": "x" * 161}).data
+    assert (sms["to"], sms["segments"]) == ("+442079460958", 2)
+
+
+# ---- bad input: 400 naming the field, nothing recorded -----------------------------------------
+
+
+BAD_PAYLOADS = [
+    ("sms", "send", {"to": "not-a-number", "text": "hi"},
+     "to: must be a phone number in E.164 form, e.g. +14155550100"),
+    ("sms", "send", {"to": "+14155550100"}, "text: required"),
+    ("sms", "send", {"to": "+14155550100", "text": "  "}, "text: must not be empty"),
+    ("send-email", "send", {"template_id": "welcome", "recipient_email": "ada"},
+     "recipient_email: must be an email address"),
+    ("send-email", "send", {"template_id": "welcome", "recipient_email": "ada@example.com", "variables": [1]},
+     "variables: must be an object"),
+    ("users", "create_user", {"email": "ada@example.com", "firstName": "A", "lastName": "L"}, "authUserId: required"),
+    ("users", "create_host_account", {"userId": "u-1", "admin": True}, "admin: unknown field"),
+    ("users", "create_guest_account", {"userId": {"id": 1}}, "userId: must be a string or an integer id"),
+    ("proposal", "update", {"proposalId": "p-1", "status": "maybe"},
+     "status: must be one of pending, accepted, declined, rejected, cancelled, withdrawn, expired"),
+    ("calendar", "create_event", {"meetingId": "m", "startsAt": "tomorrow", "attendees": ["a"]},
+     "startsAt: must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T15:00:00Z"),
+    ("calendar", "create_event", {"meetingId": "m", "startsAt": "2026-02-30T10:00:00Z", "attendees": ["a"]},
+     "startsAt: is not a valid date-time"),
+    ("calendar", "send_invite", {"eventId": "e", "attendees": []}, "attendees: must name at least one attendee"),
+    ("calendar", "send_invite", {"eventId": "e", "attendees": ["a", ""]}, "attendees.1: must not be empty"),
+    ("bubble-sync", "sync_single", {"table": "proposal", "recordId": "p-1", "operation": "UPSERT"},
+     "operation: must be INSERT, UPDATE or DELETE"),
+    ("bubble-sync", "sync_single", {"table": "Proposal; drop", "recordId": "p-1", "operation": "UPDATE"},
+     "table: must be a lowercase name (a-z, 0-9, _ . : -)"),
+    ("analytics", "track", {"event": "x", "properties": "y"}, "properties: must be an object"),
+    ("seo", "request_indexing", {"url": "javascript:alert(1)"}, "url: must be an http(s) URL"),
+    ("distribution", "publish", {"listingId": "l-1", "url": "https://x.example.com", "channels": []},
+     "channels: must name at least one channel"),
+    ("virtual-meeting", "update_link", {"meetingId": "m", "link": "not a url"}, "link: must be a URL"),
+    ("auth-user", "signup", {}, "email: required"),
+    ("listing", "publish", {"listingId": 1.5}, "listingId: must be a string or an integer id"),
+    ("messages", "send_message", {"threadId": "t", "text": "x" * 4001}, "text: must be at most 4000 characters"),
+]
+
+
+@pytest.mark.parametrize(("function", "action", "payload", "error"), BAD_PAYLOADS,
+                         ids=[f"{f}.{a}:{e.split(':')[0]}" for f, a, _, e in BAD_PAYLOADS])
+def test_a_bad_payload_is_a_400_naming_the_field_and_records_nothing(demo_gateway, dconn, function, action, payload,
+                                                                     error):
+    webhook_id = f"bad-{uuid.uuid4().hex}"
+    answer = post(demo_gateway, function, action, payload, webhook_id)
+    assert (answer.status, answer.body) == (400, {"success": False, "error": error})
+    assert outbox(dconn, webhook_id=webhook_id) == []
+    outcome = classify(answer.status, json.dumps(answer.body).encode(), None)
+    assert (outcome.ok, outcome.retryable) == (False, False)  # the worker does not retry it
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_an_unknown_action_is_a_400_naming_it(demo_gateway, function):
+    answer = post(demo_gateway, function, "launch_rockets", {})
+    assert answer.status == 400
+    assert answer.body["success"] is False
+    assert answer.body["error"].startswith(f'unknown action "launch_rockets" for {function} (known: ')
+
+
+def test_the_envelope_the_token_and_the_signature_are_checked_and_no_cors_headers_are_sent(demo_gateway, dconn):
+    sample = SAMPLES["sms", "send"]
+    assert post(demo_gateway, "sms", "send", sample, token="wrong").status == 401
+    assert post(demo_gateway, "sms", "send", sample, sign=False).status == 401  # the gateway has a secret
+    body = json.dumps({"action": "send", "payload": sample})
+    now = datetime.now(UTC)
+    forged = {"authorization": f"Bearer {TOKEN}", "webhook-id": "forged",
+              "webhook-timestamp": str(int(now.timestamp())),
+              "webhook-signature": _signer.sign("forged", now, body + " ")}
+    assert request(demo_gateway, "sms", "POST", body.encode(), forged).status == 401
+    assert outbox(dconn, webhook_id="forged") == []
+    assert request(demo_gateway, "sms", "GET").status == 401  # the call log is behind the token too
+    payload_not_object = post(demo_gateway, "sms", "send", ["+14155550100"])
+    assert (payload_not_object.status, payload_not_object.body["error"]) == (400, '"payload" must be an object')
+    options = request(demo_gateway, "sms", "OPTIONS", headers={"authorization": f"Bearer {TOKEN}",
+                                                               "origin": "https://evil.example.com"})
+    assert options.status == 405
+    for answer in (options, post(demo_gateway, "sms", "send", sample), post(demo_gateway, "sms", "send", {})):
+        assert not [h for h in answer.headers if h.lower().startswith("access-control-")], answer.headers
+
+
+# ---- duplicate deliveries ----------------------------------------------------------------------
+
+
+def test_a_duplicate_webhook_id_gets_the_first_answer_and_writes_one_outbox_row(demo_gateway, dconn):
+    webhook_id = f"{uuid.uuid4()}:sms"
+    first = post(demo_gateway, "sms", "send", {"to": "+14155550100", "text": "first"}, webhook_id)
+    # a retry after a lost answer (here with a different payload, to tell the answers apart)
+    second = post(demo_gateway, "sms", "send", {"to": "+14155550111", "text": "second"}, webhook_id)
+    assert second.data == first.data
+    assert first.data["to"] == "+14155550100"
+    assert second.headers.get("x-demo-replayed") == "true" and "x-demo-replayed" not in first.headers
+    [row] = outbox(dconn, webhook_id=webhook_id)
+    assert row["payload"]["text"] == "first"
+
+
+def test_concurrent_duplicate_deliveries_record_one_row_and_all_get_its_answer(demo_gateway, dconn):
+    webhook_id = f"{uuid.uuid4()}:email"
+    answers: list[Answer] = []
+
+    def deliver(i: int) -> None:
+        answers.append(post(demo_gateway, "send-email", "send",
+                            {"template_id": "welcome", "recipient_email": f"u{i}@example.com"}, webhook_id))
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 8
+    [row] = outbox(dconn, webhook_id=webhook_id)
+    assert all(a.data == row["result"] for a in answers)
+    assert sum("x-demo-replayed" not in a.headers for a in answers) == 1
+
+
+def test_without_a_database_calls_are_deduplicated_and_logged_in_memory(gateway):
+    """The session gateway has no WF_DEMO_DATABASE_URL: the same dedupe, in memory; GET lists, DELETE clears."""
+    assert request(gateway, "sms", "DELETE", headers={"authorization": f"Bearer {TOKEN}"}).status == 200
+    run_id = str(uuid.uuid4())
+    webhook_id = f"{run_id}:notify"
+    first = post(gateway, "sms", "send", {"to": "+14155550100", "text": "first"}, webhook_id, run_id=run_id,
+                 step="notify")
+    second = post(gateway, "sms", "send", {"to": "+14155550100", "text": "second"}, webhook_id, run_id=run_id,
+                  step="notify")
+    assert second.data == first.data and second.headers.get("x-demo-replayed") == "true"
+    assert post(gateway, "sms", "send", {"to": "nope", "text": "x"}, run_id=run_id).status == 400
+
+    calls = gateway.calls("sms", run_id)
+    assert [c["outcome"] for c in calls] == ["ok", "duplicate", "to: must be a phone number in E.164 form, "
+                                             "e.g. +14155550100"]
+    assert calls[0]["headers"] == {"x-wf-run": run_id, "x-wf-step": "notify", "x-wf-attempt": "1",
+                                   "x-correlation-id": None, "webhook-id": webhook_id}
+    assert calls[1]["payload"] == {"to": "+14155550100", "text": "second"}
+
+    # DELETE forgets the calls and what was delivered: the same webhook-id is new again
+    assert gateway.request("sms", "DELETE") == (200, {"cleared": 3})
+    assert gateway.calls("sms") == []
+    third = post(gateway, "sms", "send", {"to": "+14155550100", "text": "third"}, webhook_id)
+    assert "x-demo-replayed" not in third.headers
+
+
+# ---- bubble-sync: the API key the demo breaks and fixes ------------------------------------------
+
+
+def test_bubble_sync_fails_for_good_while_the_key_is_invalid_and_succeeds_once_fixed(demo_gateway, dconn,
+                                                                                     bubble_key_invalid):
+    webhook_id = f"{uuid.uuid4()}:sync_bubble"
+    payload = SAMPLES["bubble-sync", "sync_single"]
+    for action, sample in (("sync_single", payload), ("sync_signup_atomic", SAMPLES["bubble-sync",
+                                                                                   "sync_signup_atomic"])):
+        refused = post(demo_gateway, "bubble-sync", action, sample, webhook_id)
+        assert (refused.status, refused.body) == (200, {"success": False, "error": KEY_REJECTED})
+        outcome = classify(refused.status, json.dumps(refused.body).encode(), None)
+        assert (outcome.ok, outcome.retryable, outcome.error) == (False, False, KEY_REJECTED)
+    assert outbox(dconn, webhook_id=webhook_id) == []
+    # other functions do not care
+    assert post(demo_gateway, "analytics", "track", SAMPLES["analytics", "track"]).status == 200
+
+    set_bubble_key_valid(dconn)
+    # the retry after the fix comes with the same webhook-id: it is not a duplicate of the refusal
+    fixed = post(demo_gateway, "bubble-sync", "sync_single", payload, webhook_id)
+    assert fixed.data["record_id"] == "p-1" and "x-demo-replayed" not in fixed.headers
+    assert len(outbox(dconn, webhook_id=webhook_id)) == 1
+
+
+# ---- end to end: the templates under the real `wf worker --once` ----------------------------------
+
+
+def once(dsn: str, gw: Gateway) -> None:
+    result = run_once(dsn, gw.url)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+
+
+def drain(dsn: str, gw: Gateway, conn: psycopg.Connection, run_id: str) -> None:
+    """`wf worker --once`: it drains everything that is ready, so one run leaves the run final
+    (unless a step waits for a delay or a backoff)."""
+    once(dsn, gw)
+
+
+def start(conn: psycopg.Connection, workflow: str, input: dict[str, Any]) -> str:
+    return enqueue(conn, workflow, input, correlation_id=f"test-{workflow}")
+
+
+def assert_one_outbox_row_per_step_call(conn: psycopg.Connection, run_id: str, expected: set[str]) -> list[dict]:
+    """demo.outbox holds exactly one row per step that called its function successfully, matching the
+    template's function and action, with the output the run stored."""
+    statuses = step_statuses(conn, run_id)
+    rows = outbox(conn, run_id=run_id)
+    assert Counter(r["step"] for r in rows) == Counter(expected), rows
+    assert {s for s, status in statuses.items() if status == "succeeded"} == expected, statuses
+    workflow = conn.execute("select workflow from wf.runs where id = %s", (run_id,)).fetchone()["workflow"]
+    steps = {s["name"]: s for s in TEMPLATES[workflow]["steps"]}
+    outputs = {r["name"]: r["output"] for r in conn.execute(
+        "select name, output from wf.steps where run_id = %s", (run_id,)).fetchall()}
+    for row in rows:
+        step = steps[row["step"]]
+        assert (row["function"], row["action"], row["webhook_id"]) == (step["function"], step["action"],
+                                                                       f"{run_id}:{row['step']}")
+        assert row["result"] == outputs[row["step"]]
+    return rows
+
+
+def run_status(conn: psycopg.Connection, run_id: str) -> dict[str, Any]:
+    return conn.execute("select status, progress, last_error from wf.runs_overview where run_id = %s",
+                        (run_id,)).fetchone()
+
+
+@pytest.mark.parametrize("workflow", sorted(set(INPUTS) - {"booking-reminder"}))
+def test_each_template_completes_with_one_outbox_row_per_step_call(demo_gateway, demo_db, dconn, workflow):
+    run_id = start(dconn, workflow, INPUTS[workflow])
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed", run_status(dconn, run_id)
+    expected = {s["name"] for s in TEMPLATES[workflow]["steps"]}
+    if workflow == "notify-with-fallback":
+        expected -= {"email_fallback"}  # the SMS went out: its `when` fallback is skipped
+    rows = assert_one_outbox_row_per_step_call(dconn, run_id, expected)
+    by_step = {r["step"]: r for r in rows}
+
+    # what later steps received from earlier ones, end to end
+    if workflow == "proposal-status-change":
+        assert by_step["splitbot"]["payload"]["threadId"] == "thread-p-200"
+        assert by_step["track"]["payload"]["properties"] == {"proposal_id": "p-200", "thread_id": "thread-p-200"}
+    if workflow == "user-signup":
+        user_id = by_step["user_record"]["result"]["user_id"]
+        assert by_step["user_record"]["payload"]["authUserId"] == by_step["auth_user"]["result"]["user_id"]
+        assert by_step["sync_signup"]["payload"] == {
+            "userId": user_id, "hostAccountId": by_step["host_account"]["result"]["account_id"],
+            "guestAccountId": by_step["guest_account"]["result"]["account_id"]}
+        assert by_step["track_conversion"]["payload"]["properties"] == {"source": "demo"}
+    if workflow == "virtual-meeting-accepted":
+        event = by_step["calendar_event"]["result"]
+        assert by_step["invites"]["payload"]["eventId"] == event["event_id"]
+        assert by_step["save_link"]["payload"]["link"] == event["link"]
+        assert by_step["confirm_email"]["payload"]["variables"]["link"] == event["link"]
+    if workflow == "listing-published":
+        url = by_step["publish"]["result"]["url"]
+        assert url == "https://listings.example.com/l/l-42"
+        assert by_step["seo"]["payload"] == {"url": url}
+        assert by_step["distribute"]["payload"]["url"] == url
+    if workflow == "order-fulfilment":
+        assert by_step["track"]["payload"]["properties"] == {"order_id": "o-9", "sms_status": "succeeded"}
+    if workflow == "notify-with-fallback":
+        assert by_step["track"]["payload"]["properties"] == {"channel": "sms"}
+
+
+def test_notify_with_fallback_emails_when_the_sms_number_is_bad(demo_gateway, demo_db, dconn):
+    run_id = start(dconn, "notify-with-fallback", {**INPUTS["notify-with-fallback"], "phone": "not-a-number"})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    statuses = step_statuses(dconn, run_id)
+    assert statuses["sms"] != "succeeded"
+    sms = dconn.execute("select attempt, error, http_status from wf.steps where run_id = %s and name = 'sms'",
+                        (run_id,)).fetchone()
+    # the 400 is final: one attempt, no retry
+    assert (sms["attempt"], sms["http_status"]) == (1, 400)
+    assert "to: must be a phone number" in sms["error"]
+    rows = assert_one_outbox_row_per_step_call(dconn, run_id, {"email_fallback", "track"})
+    assert {r["step"]: r for r in rows}["track"]["payload"]["properties"] == {"channel": "email"}
+
+
+def test_booking_reminder_sends_the_reminder_when_its_delay_is_over(demo_gateway, demo_db, dconn):
+    run_id = start(dconn, "booking-reminder", INPUTS["booking-reminder"])
+    once(demo_db, demo_gateway)
+    assert run_status(dconn, run_id)["status"] == "running"
+    assert [r["step"] for r in outbox(dconn, run_id=run_id)] == ["confirm"]
+    make_visible(dconn, "send-email")  # 24 hours later
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    rows = assert_one_outbox_row_per_step_call(dconn, run_id, {"confirm", "remind"})
+    assert rows[1]["payload"]["template_id"] == "booking_reminder"
+
+
+def wf_cli(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WF_") and k != "DATABASE_URL"}
+    return subprocess.run([str(WF), *args], cwd=REPO, env={**env, "WF_DATABASE_URL": dsn}, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_a_rejected_bubble_key_dead_letters_the_run_and_wf_retry_completes_it_once_fixed(
+        demo_gateway, demo_db, dconn, bubble_key_invalid):
+    """The demo's failure: listing-published while Bubble rejects the key → sync_bubble dead at the first
+    attempt (no retries despite max_retries 2), the run failed and in the DLQ; fix the key, `wf retry`,
+    and the run completes — the steps that had succeeded are not called again."""
+    run_id = start(dconn, "listing-published", INPUTS["listing-published"])
+    drain(demo_db, demo_gateway, dconn, run_id)
+    overview = run_status(dconn, run_id)
+    assert overview["status"] == "failed", overview
+    assert KEY_REJECTED in overview["last_error"]
+    statuses = step_statuses(dconn, run_id)
+    assert statuses["sync_bubble"] == "dead", statuses
+    assert [m for m in dlq(dconn) if m["message"].get("run_id") == run_id]
+    assert dconn.execute("select attempt from wf.steps where run_id = %s and name = 'sync_bubble'",
+                         (run_id,)).fetchone()["attempt"] == 1
+    before = outbox(dconn, run_id=run_id)
+    # the steps that ran before the run failed (the others, cancelled with it, run after the retry)
+    assert {"publish"} <= {r["step"] for r in before} <= {"publish", "email_host", "seo", "host_count"}
+
+    set_bubble_key_valid(dconn)
+    retried = wf_cli("retry", run_id, dsn=demo_db)
+    assert retried.returncode == 0, retried.stderr
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed", run_status(dconn, run_id)
+    rows = assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in
+                                                               TEMPLATES["listing-published"]["steps"]})
+    assert rows[:len(before)] == before
+
+
+def test_a_lost_answer_is_replayed_from_the_outbox_when_the_worker_retries(demo_gateway, demo_db, dconn):
+    """A function that did its work but whose answer was lost is called again with the same webhook-id
+    (the worker's retry): it answers from demo.outbox and the side effect happens once."""
+    run_id = start(dconn, "external-sync", INPUTS["external-sync"])
+    # the side effect of `sync` happened, as if an earlier attempt's answer had been lost on the way back
+    earlier = post(demo_gateway, "bubble-sync", "sync_single",
+                   {"table": "listing", "recordId": "l-1", "operation": "UPDATE"}, f"{run_id}:sync",
+                   run_id=run_id, step="sync").data
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    assert_one_outbox_row_per_step_call(dconn, run_id, {"sync", "track"})
+    assert dconn.execute("select output from wf.steps where run_id = %s and name = 'sync'",
+                         (run_id,)).fetchone()["output"] == earlier
+
+
+def test_the_functions_source_has_no_wildcard_cors_and_reads_the_environment_lazily():
+    """ADR-015's anti-patterns, checked in the source of the demo functions and their helper."""
+    sources = {p: p.read_text() for p in (REPO / "supabase/functions").glob("*/index.ts")
+               if p.parent.name in FUNCTIONS}
+    sources[Path("_shared/outbox.ts")] = (REPO / "supabase/functions/_shared/outbox.ts").read_text()
+    for path, text in sources.items():
+        assert "Access-Control-Allow-Origin" not in text, path
+        # Deno.env is read inside functions only, never at module scope
+        for line in text.splitlines():
+            if "Deno.env" in line:
+                assert line.startswith((" ", "\t")), (path, line)
