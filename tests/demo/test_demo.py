@@ -1,0 +1,60 @@
+"""scripts/demo --once, as a new user runs it: everything starts, every use case runs, the
+failing run lands in the DLQ and completes after wf retry, the views are shown."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+from wfsql import REPO
+
+USE_CASES = ["proposal-created", "user-signup", "virtual-meeting-accepted", "order-fulfilment",
+             "notify-with-fallback", "proposal-status-change"]
+
+
+def run_demo(env: dict[str, str]) -> str:
+    result = subprocess.run([str(REPO / "scripts/demo"), "--once"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_output() -> str:
+    """The demo on a PostgreSQL of its own, as on a fresh machine."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WF_DATABASE_URL", "DATABASE_URL")}
+    return run_demo(env)
+
+
+@pytest.mark.parametrize("workflow", USE_CASES)
+def test_demo_runs_each_use_case_to_completion(demo_output, workflow):
+    assert re.search(rf"^\s+{re.escape(workflow)}\s+completed\s+(\d+)/\1\b", demo_output, re.M), demo_output
+
+
+def test_demo_shows_a_failed_run_in_the_dlq_then_completes_it_after_wf_retry(demo_output):
+    assert re.search(r"listing-published\s+failed\s+\d+/6", demo_output)
+    assert "Bubble rejected the API key" in demo_output
+    assert re.search(r"run [0-9a-f-]{36} resumed", demo_output)
+    assert re.search(r"listing-published\s+completed\s+6/6", demo_output)
+
+
+def test_demo_schedules_a_recurring_run_with_pg_cron(demo_output):
+    assert "wf:nightly-listing-sync | 0 3 * * * | select wf.fire_schedule('nightly-listing-sync')" in demo_output
+    assert "wf-tick | * * * * * | select wf.tick()" in demo_output
+
+
+def test_demo_prints_the_views_and_how_to_connect(demo_output):
+    assert "== wf.runs_overview" in demo_output and "== wf.stage_health" in demo_output
+    assert re.search(r'psql "postgresql://postgres@127\.0\.0\.1:\d+/postgres"', demo_output)
+    assert "select * from wf.stage_health;" in demo_output
+    assert re.search(r"demo\.outbox\): \d+ calls recorded", demo_output)
+
+
+def test_demo_uses_the_database_in_wf_database_url(db):
+    output = run_demo({**os.environ, "WF_DATABASE_URL": db})
+    assert "using the database in WF_DATABASE_URL" in output
+    assert "starting PostgreSQL" not in output
+    assert "recurring runs need pg_cron" in output  # a cloned test database has no pg_cron
+    assert re.search(r"listing-published\s+completed\s+6/6", output)
