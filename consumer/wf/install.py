@@ -72,6 +72,9 @@ async def _apply_migrations(conn: asyncpg.Connection, upto: int | None) -> list[
         """
     )
     done = {r["version"]: r for r in await conn.fetch("select version, name, checksum from wf.migrations")}
+    if not done:
+        await _adopt_supabase_migrations(conn)
+        done = {r["version"]: r for r in await conn.fetch("select version, name, checksum from wf.migrations")}
     applied: list[str] = []
     for path in migrations():
         version = int(path.name[:4])
@@ -96,6 +99,26 @@ async def _apply_migrations(conn: asyncpg.Connection, upto: int | None) -> list[
         applied.append(path.name)
         log.info("applied migration %s", path.name)
     return applied
+
+
+async def _adopt_supabase_migrations(conn: asyncpg.Connection) -> None:
+    """A schema applied by `supabase db push` (supabase/migrations/ holds the same files under
+    Supabase's names) is recorded as installed, so `wf install` only adds what is missing."""
+    if not await conn.fetchval("select to_regclass('wf.runs') is not null"):
+        return
+    pushed: set[str] = set()
+    if await conn.fetchval("select to_regclass('supabase_migrations.schema_migrations') is not null"):
+        pushed = {r["version"] for r in await conn.fetch("select version from supabase_migrations.schema_migrations")}
+    adopted = 0
+    for path in migrations():
+        if f"2026010100{path.name[:4]}" in pushed:
+            await conn.execute("insert into wf.migrations (version, name, checksum) values ($1, $2, $3)",
+                               int(path.name[:4]), path.name, _checksum(path.read_text()))
+            adopted += 1
+    if not adopted:
+        raise InstallError("schema wf exists but was not installed by `wf install` or `supabase db push`; "
+                           "drop it or restore wf.migrations")
+    log.info("adopted %d migrations applied by supabase db push", adopted)
 
 
 async def _schedule_tick(conn: asyncpg.Connection) -> str:

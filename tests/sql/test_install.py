@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from pgmq.install import get_embedded_install_sql
 from psycopg.rows import dict_row
 from wf.install import TICK_JOB, InstallError, install_sync
 from wf.resources import migrations
@@ -105,3 +106,27 @@ def test_install_where_pg_cron_runs_schedules_the_tick_job(cron_db):
         again = install_sync(cron_db)
         assert (again.cron, again.changed) == ("present", False)
         assert c.execute("select count(*) as n from cron.job where jobname = %s", (TICK_JOB,)).fetchone()["n"] == 1
+
+
+def test_a_schema_pushed_by_supabase_is_adopted_and_only_the_missing_migrations_run(empty_db):
+    # `supabase db push` applies supabase/migrations/ (the same files) and records them in
+    # supabase_migrations.schema_migrations, not in wf.migrations
+    with psycopg.connect(empty_db, autocommit=True) as c:
+        c.execute(get_embedded_install_sql())
+        c.execute("create schema supabase_migrations")
+        c.execute("create table supabase_migrations.schema_migrations (version text)")
+        for path in migrations()[:3]:
+            c.execute(path.read_text())
+            c.execute("insert into supabase_migrations.schema_migrations values (%s)", (f"2026010100{path.name[:4]}",))
+    report = install_sync(empty_db, cron=False)
+    assert report.applied == [p.name for p in migrations()[3:]]
+    with psycopg.connect(empty_db) as c:
+        assert c.execute("select count(*) from wf.migrations").fetchone()[0] == len(migrations())
+
+
+def test_a_wf_schema_of_unknown_origin_is_refused(empty_db):
+    with psycopg.connect(empty_db, autocommit=True) as c:
+        c.execute(get_embedded_install_sql())
+        c.execute(migrations()[0].read_text())
+    with pytest.raises(InstallError, match="not installed by `wf install`"):
+        install_sync(empty_db, cron=False)
