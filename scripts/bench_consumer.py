@@ -44,12 +44,13 @@ async def counters(conn: asyncpg.Connection) -> tuple[int, int]:
     return int(row["next_xid"]), int(row["wal"])
 
 
-async def ceiling(dsn: str, url: str, token: str, runs: int, concurrency: int) -> float:
+async def ceiling(dsn: str, url: str, token: str, runs: int, concurrency: int, tag: str) -> float:
     """Steps/s of the raw loop: the most this machine gives for this shape of work."""
     conn = await db.connect(dsn)
-    await conn.execute("select pgmq.create('bench_ceiling')")
-    await conn.execute("select pgmq.send('bench_ceiling', jsonb_build_object('run', n, 'step', 0)) "
-                       "from generate_series(1, $1) n", runs)
+    queue = f"bench_ceiling_{tag}"
+    await conn.execute("select pgmq.create($1)", queue)
+    await conn.execute("select pgmq.send($2, jsonb_build_object('run', n, 'step', 0)) "
+                       "from generate_series(1, $1) n", runs, queue)
     await conn.close()
     pool = await db.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
@@ -57,7 +58,7 @@ async def ceiling(dsn: str, url: str, token: str, runs: int, concurrency: int) -
     async def loop(session: aiohttp.ClientSession) -> None:
         idle = 0
         while idle < 3:
-            rows = await pool.fetch("select msg_id, message from pgmq.read('bench_ceiling', 30, 1)")
+            rows = await pool.fetch("select msg_id, message from pgmq.read($1, 30, 1)", queue)
             if not rows:
                 idle += 1
                 await asyncio.sleep(0.01)
@@ -70,9 +71,9 @@ async def ceiling(dsn: str, url: str, token: str, runs: int, concurrency: int) -
             # archive + send the next in one statement: one round trip, one transaction
             step = msg["message"]["step"]
             await pool.execute(
-                "select pgmq.archive('bench_ceiling', $1::bigint), "
-                "(select pgmq.send('bench_ceiling', $4::jsonb) where $2::int < $3::int)",
-                msg["msg_id"], step + 1, STEPS, {"run": msg["message"]["run"], "step": step + 1})
+                "select pgmq.archive($5, $1::bigint), "
+                "(select pgmq.send($5, $4::jsonb) where $2::int < $3::int)",
+                msg["msg_id"], step + 1, STEPS, {"run": msg["message"]["run"], "step": step + 1}, queue)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -100,20 +101,23 @@ async def wait_finished(conn: asyncpg.Connection, workflow: str, runs: int, time
     raise SystemExit(f"bench: {workflow} did not finish within {timeout}s")
 
 
-async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int) -> tuple[float, float, float]:
+async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int,
+                     tag: str) -> tuple[float, float, float]:
+    workflow = f"bench-{tag}"
     conn = await db.connect(dsn)
-    await conn.fetchval("select wf.define($1::jsonb)", {"name": "bench", "steps": [
+    await conn.fetchval("select wf.define($1::jsonb)", {"name": workflow, "steps": [
         {"name": f"s{i}", "function": "noop", "action": "go", "payload_template": {"run": "{{ n }}", "i": i}}
         for i in range(STEPS)]})
     # checkpoint first: rows written after it cost page-init records, not full-page images,
     # as in steady state where work is enqueued and processed within one checkpoint cycle
     await conn.execute("checkpoint")
-    await conn.execute("select wf.enqueue('bench', jsonb_build_object('n', n)) from generate_series(1, $1) n", runs)
+    await conn.execute("select wf.enqueue($2, jsonb_build_object('n', n)) from generate_series(1, $1) n",
+                       runs, workflow)
     commits0, wal0 = await counters(conn)
     worker = start_worker(dsn, url, token, concurrency)
     started = time.perf_counter()
     try:
-        await wait_finished(conn, "bench", runs)
+        await wait_finished(conn, workflow, runs)
         seconds = time.perf_counter() - started
     finally:
         worker.terminate()
@@ -194,15 +198,20 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--idle-samples", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="alternate ceiling and worker; report medians")
     args = parser.parse_args()
     await install(args.dsn, cron=False)
 
-    ceiling_rate = await ceiling(args.dsn, args.functions_url, args.token, args.runs, args.concurrency)
-    print(f"ceiling (raw pgmq + aiohttp loop): {ceiling_rate:,.0f} steps/s", flush=True)
-    rate, wal_per_step, commits_per_step = await throughput(args.dsn, args.functions_url, args.token,
-                                                            args.runs, args.concurrency)
-    print(f"wf worker: {rate:,.0f} steps/s, {wal_per_step:,.0f} WAL bytes/step, "
-          f"{commits_per_step:.2f} write transactions/step", flush=True)
+    ceilings: list[float] = []
+    runs: list[tuple[float, float, float]] = []
+    for i in range(args.rounds):
+        ceilings.append(await ceiling(args.dsn, args.functions_url, args.token, args.runs, args.concurrency, str(i)))
+        print(f"round {i + 1} ceiling (raw pgmq + aiohttp loop): {ceilings[-1]:,.0f} steps/s", flush=True)
+        runs.append(await throughput(args.dsn, args.functions_url, args.token, args.runs, args.concurrency, str(i)))
+        print(f"round {i + 1} wf worker: {runs[-1][0]:,.0f} steps/s, {runs[-1][1]:,.0f} WAL bytes/step, "
+              f"{runs[-1][2]:.2f} write transactions/step", flush=True)
+    ceiling_rate = statistics.median(ceilings)
+    rate, wal_per_step, _ = sorted(runs)[len(runs) // 2]
     first_call, whole_run = await idle_latency(args.dsn, args.functions_url, args.token, args.idle_samples)
     print(f"idle enqueue→first call received: p50 {statistics.median(first_call):.1f} ms, "
           f"p99 {pct(first_call, 0.99):.1f} ms; enqueue→run finished (3 steps): "
