@@ -122,6 +122,10 @@ class Worker:
                     if not await self._has_cron_tick():
                         self._supervise("tick", self._tick_forever)
                 log("worker_started", stages=sorted(self._stages), concurrency=cfg.concurrency, once=cfg.once)
+                unknown = sorted(set(cfg.stages) - set(self._stages))
+                if unknown:
+                    log("unknown_stages", level="warning", stages=unknown,
+                        note="no workflow calls these functions yet; they are served once one does")
                 await self._dispatch()
                 await self._drain()
         finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from wf.calls import Call, Caller
-from wfproc import SIGNING_SECRET, TOKEN, WRONG_SECRET, wait_final, wait_until
+from wfproc import SIGNING_SECRET, TOKEN, WRONG_SECRET, run_once, wait_final, wait_until
 from wfsql import (
     SEED_INPUT,
     define,
@@ -26,6 +26,7 @@ from wfsql import (
     messages,
     seed_definition,
     step_row,
+    step_statuses,
 )
 
 NO_WAIT = {"delays": [0]}  # retries become visible at once; the worker's 0.2 s poll picks them up
@@ -356,3 +357,15 @@ def test_metrics_and_healthz(db, conn, start_worker):
     assert 'wf_calls_total{outcome="error",stage="misbehave"} 1.0' in metrics
     assert 'wf_call_duration_seconds_count{stage="echo"} 2.0' in metrics
     assert 'wf_in_flight{stage="echo"} 0.0' in metrics
+
+
+def test_stages_option_serves_only_the_named_stages_and_warns_about_unknown_ones(conn, db, gateway):
+    define(conn, {"name": "two", "steps": [
+        {"name": "a", "function": "echo", "action": "go", "depends_on": []},
+        {"name": "b", "function": "noop", "action": "go", "depends_on": []}]})
+    run_id = enqueue(conn, "two")
+    result = run_once(db, gateway.url, "--stages", "echo,nosuch")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {"event": "unknown_stages", "stages": ["nosuch"]}.items() <= next(
+        line for line in lines if line["event"] == "unknown_stages").items()
+    assert step_statuses(conn, run_id) == {"a": "succeeded", "b": "queued"}
