@@ -63,9 +63,9 @@ begin
     v_delay := greatest(v_step.delay_seconds,
                         coalesce(ceil(extract(epoch from v_step.run_at - clock_timestamp()))::int, 0));
     select pgmq.send(v_step.queue, jsonb_build_object('run_id', p_run_id, 'step', v_step.name), v_delay) into v_msg_id;
-    if v_delay = 0 then
-      perform pg_notify('wf', v_step.queue);
-    end if;
+    -- every send wakes the stage's consumers (DESIGN §6), a delayed one too: cheap, and
+    -- a consumer that finds nothing visible yet goes back to its poll
+    perform pg_notify('wf', v_step.queue);
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;

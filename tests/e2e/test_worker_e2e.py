@@ -369,3 +369,12 @@ def test_stages_option_serves_only_the_named_stages_and_warns_about_unknown_ones
     assert {"event": "unknown_stages", "stages": ["nosuch"]}.items() <= next(
         line for line in lines if line["event"] == "unknown_stages").items()
     assert step_statuses(conn, run_id) == {"a": "succeeded", "b": "queued"}
+
+
+def test_without_pg_cron_the_worker_runs_the_minute_tick_itself(db, conn, start_worker):
+    # the cloned test database has no pg_cron: a due scheduled run is promoted by the worker's tick
+    define(conn, one_step("later", "go", function="echo"))
+    run_id = enqueue(conn, "later", run_at=datetime.now(UTC) + timedelta(hours=1))
+    conn.execute("update wf.runs set run_at = now() - interval '1 minute' where id = %s", (run_id,))
+    start_worker(db, "--poll-interval", "0.2")
+    wait_until(lambda: any(e["kind"] == "run_due" for e in events(conn, run_id)), what="the tick to promote the run")

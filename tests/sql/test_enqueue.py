@@ -253,3 +253,12 @@ def test_enqueue_rolled_back_leaves_no_run_and_no_message(conn):
         enqueue(conn, "chain")
         raise RuntimeError("the caller's transaction fails after the enqueue")
     assert nothing_enqueued(conn)
+
+
+def test_a_delayed_send_notifies_too(conn, db):
+    define(conn, chain(n=1, delay_seconds=60))
+    with psycopg.connect(db, autocommit=True) as listener:
+        listener.execute("listen wf")
+        enqueue(conn, "chain")
+        notes = list(listener.notifies(timeout=2, stop_after=1))
+    assert [(n.channel, n.payload) for n in notes] == [("wf", "wf_echo")]
