@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -86,6 +87,7 @@ class Worker:
         self._caller: Caller | None = None
         self._completes: CompleteBatcher | None = None
         self._finished = 0  # steps done (reported) so far
+        self._leases: dict[tuple[Any, str, int], datetime] = {}  # until when each claimed step's message is ours
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -320,6 +322,7 @@ class Worker:
     async def _execute(self, stage: Stage, task: asyncpg.Record) -> None:
         started = time.perf_counter()
         outcome: Outcome | _Skip
+        self._leases[_key(task)] = task["visible_until"]
         try:
             outcome = await self._perform(task)
             await self._report(task, outcome)
@@ -331,6 +334,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self._report(task, outcome)
         finally:
+            self._leases.pop(_key(task), None)
             stage.in_flight -= 1
             self._finished += 1
             self.metrics.in_flight.labels(stage.name).dec()
@@ -350,7 +354,7 @@ class Worker:
         call = Call(str(task["run_id"]), task["step"], task["attempt"], task["function"], task["action"],
                     payload, float(task["timeout_seconds"]), task["correlation_id"])
         heartbeat = None
-        if self._seconds_left(task["visible_until"]) < call.timeout_seconds + _EXTEND_MARGIN:
+        if self._seconds_left(self._leases[_key(task)]) < call.timeout_seconds + _EXTEND_MARGIN:
             heartbeat = asyncio.create_task(self._heartbeat(task))
         try:
             return await self._caller.call(call)
@@ -365,15 +369,14 @@ class Worker:
     async def _heartbeat(self, task: asyncpg.Record) -> None:
         """Keep the message invisible while a long call runs (wf.extend)."""
         assert self._pool is not None
-        until = task["visible_until"]
         extend_by = int(task["timeout_seconds"]) + 15
         while True:
-            await asyncio.sleep(max(0.5, self._seconds_left(until) - _EXTEND_MARGIN))
+            await asyncio.sleep(max(0.5, self._seconds_left(self._leases[_key(task)]) - _EXTEND_MARGIN))
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 if not await self._pool.fetchval("select wf.extend($1, $2, $3, $4)", task["run_id"],
                                                  task["step"], task["attempt"], extend_by):
                     return
-                until = datetime.now(UTC) + timedelta(seconds=extend_by)
+                self._leases[_key(task)] = datetime.now(UTC) + timedelta(seconds=extend_by)
 
     async def _report(self, task: asyncpg.Record, outcome: Outcome | _Skip) -> None:
         """Hand the answer to SQL; on a lost connection retry until the attempt's lease runs out."""
@@ -409,7 +412,7 @@ class Worker:
                 error: Exception = exc
             except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
                 error = exc
-            if self._seconds_left(task["visible_until"]) < 0:
+            if self._seconds_left(self._leases.get(_key(task), task["visible_until"])) < 0:
                 log("report_lost", level="warning", run_id=str(task["run_id"]), step=task["step"],
                     attempt=task["attempt"], error=str(error),
                     note="the lease ran out: the message comes back and the attempt is recorded as lost")
@@ -431,6 +434,10 @@ class Worker:
         log("call", run_id=str(task["run_id"]), step=task["step"], attempt=task["attempt"],
             function=stage.name, status=status, http_status=http_status,
             duration_ms=round(seconds * 1000, 1), **fields)
+
+
+def _key(task: asyncpg.Record) -> tuple[Any, str, int]:
+    return task["run_id"], task["step"], task["attempt"]
 
 
 async def run_worker(config: WorkerConfig) -> int:

@@ -378,3 +378,16 @@ def test_without_pg_cron_the_worker_runs_the_minute_tick_itself(db, conn, start_
     conn.execute("update wf.runs set run_at = now() - interval '1 minute' where id = %s", (run_id,))
     start_worker(db, "--poll-interval", "0.2")
     wait_until(lambda: any(e["kind"] == "run_due" for e in events(conn, run_id)), what="the tick to promote the run")
+
+
+def test_a_call_longer_than_the_visibility_timeout_keeps_its_message_by_heartbeat(db, conn, start_worker):
+    # an operator lowered the stage's visibility timeout below the call: wf.extend keeps the
+    # message invisible, so it is not claimed again while the first attempt still runs
+    define(conn, one_step("long", "slow", {"ms": 4500}, timeout_seconds=20))
+    conn.execute("update wf.stages set visibility_timeout = 2 where name = 'misbehave'")
+    run_id = enqueue(conn, "long")
+    worker = start_worker(db, "--poll-interval", "0.2")
+    wait_final(conn, run_id, worker=worker)
+    assert step_row(conn, run_id, "call")["status"] == "succeeded"
+    assert step_row(conn, run_id, "call")["attempt"] == 1
+    assert kinds(conn, run_id, "attempt_lost") == [] and kinds(conn, run_id, "stale_answer") == []
