@@ -213,7 +213,8 @@ end;
 $$;
 
 -- wf.finish_step: close a step's running attempt (succeeded, failed or skipped),
--- archive its message, and move the run on
+-- archive its message (unless p_msg_id is null: the caller archives a batch at once),
+-- and move the run on
 create function wf.finish_step(p_run_id uuid, p_step text, p_attempt int, p_status text, p_queue text,
                                p_msg_id bigint, p_run_status text, p_output jsonb, p_error text,
                                p_http_status int, p_detail jsonb)
@@ -225,7 +226,9 @@ declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
 begin
-  perform pgmq.archive(p_queue, p_msg_id);
+  if p_msg_id is not null then
+    perform pgmq.archive(p_queue, p_msg_id);
+  end if;
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
@@ -317,6 +320,65 @@ begin
     output, null, null,
     jsonb_build_object('duration_ms', round(extract(epoch from clock_timestamp() - v_cur.started_at) * 1000)));
   return true;
+end;
+$$;
+
+-- wf.complete_batch: wf.complete for many answers in one transaction (the worker's group
+-- commit). Each answer is fenced on its own attempt exactly as wf.complete does; runs are
+-- taken in id order, like claims, so run locks are always acquired in one order; the
+-- messages are archived once per queue at the end (pgmq.archive with an array) instead
+-- of once per answer. Returns how many answers changed a step.
+create function wf.complete_batch(run_ids uuid[], steps text[], attempts int[], outputs jsonb[])
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_item record;
+  v_cur record;
+  v_size int;
+  v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_output_bytes');
+  v_queues text[] := '{}'::text[];
+  v_msg_ids bigint[] := '{}'::bigint[];
+  v_archive record;
+  v_done int := 0;
+begin
+  -- guard: one value of each per answer
+  if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
+     or cardinality(run_ids) is distinct from cardinality(outputs) then
+    perform wf.raise_input_error('complete_batch needs as many steps, attempts and outputs as run_ids');
+  end if;
+
+  for v_item in
+    select u.run_id, u.step, u.attempt, u.output
+    from unnest(run_ids, steps, attempts, outputs) as u(run_id, step, attempt, output)
+    order by u.run_id
+  loop
+    select * into v_cur from wf.current_attempt(v_item.run_id, v_item.step, v_item.attempt, 'complete');
+    continue when not found;
+    v_done := v_done + 1;
+    -- guard: an output too large to store fails the step, as in wf.complete
+    v_size := octet_length(v_item.output::text);
+    if v_size > v_max_bytes then
+      perform wf.fail(v_item.run_id, v_item.step, v_item.attempt,
+                      format('output is %s bytes, more than the %s stored', v_size, v_max_bytes), false);
+      continue;
+    end if;
+    perform wf.finish_step(v_item.run_id, v_item.step, v_item.attempt, 'succeeded', v_cur.queue, null,
+      v_cur.run_status, v_item.output, null, null,
+      jsonb_build_object('duration_ms', round(extract(epoch from clock_timestamp() - v_cur.started_at) * 1000)));
+    v_queues := v_queues || v_cur.queue;
+    v_msg_ids := v_msg_ids || v_cur.msg_id;
+  end loop;
+
+  for v_archive in
+    select a.queue, array_agg(a.msg_id) as msg_ids
+    from unnest(v_queues, v_msg_ids) as a(queue, msg_id)
+    group by a.queue
+  loop
+    perform pgmq.archive(v_archive.queue, v_archive.msg_ids);
+  end loop;
+  return v_done;
 end;
 $$;
 

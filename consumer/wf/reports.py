@@ -2,8 +2,8 @@
 
 Idle, an answer goes at once (no added latency). Under load, answers that arrive while a
 batch is in flight wait for the next one, so the database runs one statement and one commit
-for many steps instead of one each. Each wf.complete in a batch is still checked on its own
-attempt; the batch is ordered by run id, like claims, so run locks are taken in one order.
+for many steps instead of one each (wf.complete_batch: each answer still checked on its own
+attempt, run locks taken in id order like claims, messages archived once per queue).
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ from typing import Any
 
 import asyncpg
 
-_BATCH_SQL = """
-select count(*) from (
-  select wf.complete(r.run_id, r.step, r.attempt, r.output)
-  from (select * from unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[]) as u(run_id, step, attempt, output)
-        order by u.run_id) r
-) done
-"""
+_BATCH_SQL = "select wf.complete_batch($1::uuid[], $2::text[], $3::int[], $4::jsonb[])"
 _ONE_SQL = "select wf.complete($1, $2, $3, $4)"
 
 

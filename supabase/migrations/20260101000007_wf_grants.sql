@@ -37,6 +37,7 @@ alter function wf.unschedule(text) security definer;
 alter function wf.fire_schedule(text) security definer;
 alter function wf.claim(text, int) security definer;
 alter function wf.complete(uuid, text, int, jsonb) security definer;
+alter function wf.complete_batch(uuid[], text[], int[], jsonb[]) security definer;
 alter function wf.fail(uuid, text, int, text, boolean, int, int) security definer;
 alter function wf.extend(uuid, text, int, int) security definer;
 alter function wf.skip(uuid, text, int, text) security definer;
@@ -46,6 +47,7 @@ grant usage on schema wf to wf_reader, wf_worker, wf_admin;
 grant select on wf.runs_overview, wf.step_timeline, wf.stage_health, wf.failures, wf.stuck,
   wf.dead_letters, wf.workflow_stats, wf.run_history to wf_reader, wf_admin;
 grant execute on function wf.claim(text, int), wf.complete(uuid, text, int, jsonb),
+  wf.complete_batch(uuid[], text[], int[], jsonb[]),
   wf.fail(uuid, text, int, text, boolean, int, int), wf.extend(uuid, text, int, int),
   wf.skip(uuid, text, int, text), wf.tick(), wf.worker_stages(), wf.tick_scheduled() to wf_worker, wf_admin;
 grant execute on function wf.define(jsonb), wf.activate(text), wf.deactivate(text),

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from psycopg import errors
+from psycopg.types.json import Jsonb
 from wfsql import (
     archived,
     chain,
@@ -352,3 +353,32 @@ def test_output_within_the_limit_is_stored(conn):
     [task] = claim(conn, "echo")
     assert complete(conn, task, {"id": 7, "tags": ["a", "b"]})
     assert step_row(conn, run_id, "a")["output"] == {"id": 7, "tags": ["a", "b"]}
+
+
+def complete_batch(conn, tasks: list[dict], outputs: list) -> int:
+    return conn.execute(
+        "select wf.complete_batch(%s::uuid[], %s::text[], %s::int[], %s::jsonb[]) as n",
+        ([t["run_id"] for t in tasks], [t["step"] for t in tasks], [t["attempt"] for t in tasks],
+         [Jsonb(o) for o in outputs])).fetchone()["n"]
+
+
+def test_complete_batch_completes_each_answer_and_archives_their_messages(conn):
+    define(conn, chain(n=2))
+    runs = [enqueue(conn, "chain", {"n": i}) for i in range(3)]
+    tasks = claim(conn, "echo")
+    assert complete_batch(conn, tasks, [{"i": i} for i in range(3)]) == 3
+    for run_id in runs:
+        assert step_statuses(conn, run_id) == {"s1": "succeeded", "s2": "queued"}
+    assert {m["message"]["step"] for m in messages(conn, "echo")} == {"s2"}  # the s1 messages are archived
+    assert len(archived(conn, "echo")) == 3
+
+
+def test_complete_batch_fences_a_stale_answer_like_complete(conn):
+    define(conn, chain(n=1))
+    run_id = enqueue(conn, "chain")
+    [first] = claim(conn, "echo")
+    make_visible(conn, "echo")
+    [second] = claim(conn, "echo")  # the first attempt was lost
+    assert complete_batch(conn, [first, second], [{"from": 1}, {"from": 2}]) == 1
+    assert step_row(conn, run_id, "s1")["output"] == {"from": 2}
+    assert ("stale_answer", 1) in event_kinds(conn, run_id, "s1")
