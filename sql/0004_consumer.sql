@@ -297,32 +297,6 @@ begin
 end;
 $$;
 
--- wf.complete: report a successful call; output becomes steps.<step>.output
-create function wf.complete(run_id uuid, step text, attempt int, output jsonb)
-returns boolean
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_cur record;
-  v_size int := octet_length(output::text);
-  v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_output_bytes');
-begin
-  select * into v_cur from wf.current_attempt(run_id, step, attempt, 'complete');
-  if not found then
-    return false;
-  end if;
-  -- guard: an output too large to store fails the step instead of bloating every later claim
-  if v_size > v_max_bytes then
-    return wf.fail(run_id, step, attempt, format('output is %s bytes, more than the %s stored', v_size, v_max_bytes), false);
-  end if;
-  perform wf.finish_step(run_id, step, attempt, 'succeeded', v_cur.queue, v_cur.msg_id, v_cur.run_status,
-    output, null, null,
-    jsonb_build_object('duration_ms', round(extract(epoch from clock_timestamp() - v_cur.started_at) * 1000)));
-  return true;
-end;
-$$;
-
 -- wf.complete_batch: wf.complete for many answers in one transaction (the worker's group
 -- commit). Each answer is fenced on its own attempt exactly as wf.complete does; runs are
 -- taken in id order, like claims, so run locks are always acquired in one order; the
@@ -380,6 +354,16 @@ begin
   end loop;
   return v_done;
 end;
+$$;
+
+-- wf.complete: report a successful call; output becomes steps.<step>.output
+-- (one answer through wf.complete_batch, so both paths are the same code)
+create function wf.complete(run_id uuid, step text, attempt int, output jsonb)
+returns boolean
+language sql
+set search_path = ''
+as $$
+  select wf.complete_batch(array[run_id], array[step], array[attempt], array[output]) = 1
 $$;
 
 -- wf.skip: the step's `when` rendered false (or the consumer decided not to call)
