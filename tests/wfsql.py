@@ -55,6 +55,14 @@ def complete(conn: psycopg.Connection, task: dict[str, Any], output: Any = None)
     ).fetchone()["ok"]
 
 
+def complete_batch(conn: psycopg.Connection, tasks: list[dict[str, Any]], outputs: list[Any]) -> int:
+    """wf.complete_batch over tasks with one output each; how many answers changed a step."""
+    return conn.execute(
+        "select wf.complete_batch(%s::uuid[], %s::text[], %s::int[], %s::jsonb[]) as n",
+        ([t["run_id"] for t in tasks], [t["step"] for t in tasks], [t["attempt"] for t in tasks],
+         [Jsonb(o) for o in outputs])).fetchone()["n"]
+
+
 def fail(conn: psycopg.Connection, task: dict[str, Any], error: str = "boom", **kw: Any) -> bool:
     return conn.execute(
         "select wf.fail(%s, %s, %s, %s, %s, %s, %s) as ok",

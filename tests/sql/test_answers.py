@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 from psycopg import errors
-from psycopg.types.json import Jsonb
 from wfsql import (
     archived,
     chain,
     claim,
     complete,
+    complete_batch,
     define,
     diamond,
     dlq,
@@ -353,13 +353,6 @@ def test_output_within_the_limit_is_stored(conn):
     [task] = claim(conn, "echo")
     assert complete(conn, task, {"id": 7, "tags": ["a", "b"]})
     assert step_row(conn, run_id, "a")["output"] == {"id": 7, "tags": ["a", "b"]}
-
-
-def complete_batch(conn, tasks: list[dict], outputs: list) -> int:
-    return conn.execute(
-        "select wf.complete_batch(%s::uuid[], %s::text[], %s::int[], %s::jsonb[]) as n",
-        ([t["run_id"] for t in tasks], [t["step"] for t in tasks], [t["attempt"] for t in tasks],
-         [Jsonb(o) for o in outputs])).fetchone()["n"]
 
 
 def test_complete_batch_completes_each_answer_and_archives_their_messages(conn):

@@ -9,7 +9,7 @@ from pgmq.install import get_embedded_install_sql
 from psycopg.rows import dict_row
 from wf.install import TICK_JOB, InstallError, install_sync
 from wf.resources import migrations
-from wfsql import chain, claim, complete, define, enqueue, run_status
+from wfsql import chain, claim, complete, complete_batch, define, enqueue, run_status
 
 ALL = [p.name for p in migrations()]
 
@@ -85,6 +85,21 @@ def test_older_install_upgrades_cleanly_and_keeps_its_runs(empty_db):
             assert complete(c, task)
         assert run_status(c, run_id) == "completed"
         assert enqueue(c, "chain", {"k": "v"}, key="before-upgrade") == run_id
+
+
+def test_steps_in_flight_during_the_upgrade_to_batched_answers_finish(empty_db):
+    install_sync(empty_db, upto=ALL.index("0009_set_based_hot_path.sql"))
+    with connect(empty_db) as c:
+        define(c, chain(n=2))
+        run_ids = [enqueue(c, "chain", {"i": i}) for i in range(3)]
+        in_flight = claim(c, "echo")
+    assert install_sync(empty_db).applied[0] == "0009_set_based_hot_path.sql"
+    with connect(empty_db) as c:
+        assert complete_batch(c, in_flight, [{} for _ in in_flight]) == 3
+        next_steps = claim(c, "echo")
+        assert sorted((str(t["run_id"]), t["step"]) for t in next_steps) == sorted((r, "s2") for r in run_ids)
+        assert complete_batch(c, next_steps, [{} for _ in next_steps]) == 3
+        assert {run_status(c, r) for r in run_ids} == {"completed"}
 
 
 def test_edited_migration_is_detected(empty_db):

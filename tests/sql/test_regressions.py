@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 from psycopg import errors
-from wfsql import chain, claim, counts, define, enqueue, fail, make_visible, messages, run_status, step_row
+from wfsql import (
+    chain,
+    claim,
+    complete_batch,
+    counts,
+    define,
+    enqueue,
+    fail,
+    make_visible,
+    messages,
+    run_status,
+    step_row,
+)
 
 
 def test_default_filter_made_a_template_variable_required(conn):
@@ -102,3 +114,19 @@ def test_steps_cancelled_by_a_failure_kept_their_spent_budget_after_retry(conn):
     assert step_row(conn, run_id, "a")["status"] == "cancelled"
     assert conn.execute("select wf.retry(%s) as ok", (run_id,)).fetchone()["ok"]
     assert step_row(conn, run_id, "a")["attempt_base"] == step_row(conn, run_id, "a")["attempt"]
+
+
+def test_batched_hot_path_scanned_whole_tables_when_they_were_small(conn):
+    # the batched claim/complete/advance keep one generic plan per session; planned while the
+    # tables were small it read wf.steps and wf.runs by sequential scan, which made a bulk
+    # enqueue in one transaction quadratic. The hot path must go by key whatever the statistics.
+    define(conn, chain(n=2))
+    with conn.transaction():
+        conn.execute("select wf.enqueue('chain', jsonb_build_object('i', i)) from generate_series(1, 200) i")
+        tasks = claim(conn, "echo", 1000)
+        assert complete_batch(conn, tasks, [{} for _ in tasks]) == 200
+        scans = conn.execute(
+            """select relname, seq_scan from pg_stat_xact_user_tables
+               where schemaname = 'wf' and relname in ('runs', 'steps', 'definition_steps', 'stages')""").fetchall()
+    assert {r["relname"]: r["seq_scan"] for r in scans} == {
+        "runs": 0, "steps": 0, "definition_steps": 0, "stages": 0}
