@@ -22,7 +22,6 @@ set enable_seqscan = off
 as $$
 declare
   v_batch record;
-  v_msg_ids bigint[];
 begin
   for v_batch in
     select x.queue, x.delay, array_agg(x.run_id order by x.run_id, x.position) as run_ids,
@@ -43,21 +42,27 @@ begin
     ) x
     group by x.queue, x.delay
   loop
-    -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th step's
-    select array_agg(m.msg_id order by m.msg_id) into v_msg_ids
-    from pgmq.send_batch(v_batch.queue,
-           array(select jsonb_build_object('run_id', q.run_id, 'step', q.name)
-                 from unnest(v_batch.run_ids, v_batch.names) with ordinality as q(run_id, name, i)
-                 order by q.i),
-           null::jsonb[], clock_timestamp() + make_interval(secs => v_batch.delay)) as m(msg_id);
-    update wf.steps s
-    set status = 'queued', msg_id = v_msg_ids[q.i], queued_at = clock_timestamp() + make_interval(secs => v_batch.delay)
-    from unnest(v_batch.run_ids, v_batch.names) with ordinality as q(run_id, name, i)
-    where s.run_id = q.run_id and s.name = q.name;
     -- every send wakes the stage's consumers (DESIGN §6), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
     perform pg_notify('wf', v_batch.queue);
-    return query select q.run_id, q.name, v_batch.delay from unnest(v_batch.run_ids, v_batch.names) as q(run_id, name);
+    -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th step's
+    return query
+    with sent as (
+      select array_agg(m.msg_id order by m.msg_id) as msg_ids
+      from pgmq.send_batch(v_batch.queue,
+             array(select jsonb_build_object('run_id', q.run_id, 'step', q.name)
+                   from unnest(v_batch.run_ids, v_batch.names) with ordinality as q(run_id, name, i)
+                   order by q.i),
+             null::jsonb[], clock_timestamp() + make_interval(secs => v_batch.delay)) as m(msg_id)
+    ), queued as (
+      update wf.steps s
+      set status = 'queued', msg_id = sent.msg_ids[q.i],
+          queued_at = clock_timestamp() + make_interval(secs => v_batch.delay)
+      from sent, unnest(v_batch.run_ids, v_batch.names) with ordinality as q(run_id, name, i)
+      where s.run_id = q.run_id and s.name = q.name
+      returning s.run_id, s.name
+    )
+    select queued.run_id, queued.name, v_batch.delay from queued;
   end loop;
 end;
 $$;
@@ -88,7 +93,7 @@ set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
 as $$
 declare
-  v_stage record;
+  v_queue text;
   v_msg_ids bigint[];
   v_read_cts int[];
   v_vts timestamptz[];
@@ -101,16 +106,18 @@ begin
   if qty is null or qty not between 1 and 1000 then
     perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
   end if;
-  select st.name, st.queue, st.visibility_timeout into v_stage from wf.stages st where st.name = claim.stage;
-  if not found then
-    raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
-  end if;
-
-  select coalesce(array_agg(m.msg_id order by m.msg_id), '{}'), array_agg(m.read_ct order by m.msg_id),
+  select st.queue, array_agg(m.msg_id order by m.msg_id), array_agg(m.read_ct order by m.msg_id),
          array_agg(m.vt order by m.msg_id), array_agg(m.message order by m.msg_id)
-  into v_msg_ids, v_read_cts, v_vts, v_messages
-  from pgmq.read(v_stage.queue, v_stage.visibility_timeout, qty) m;
-  if v_msg_ids = '{}' then
+  into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
+  from wf.stages st
+  cross join lateral pgmq.read(st.queue, st.visibility_timeout, qty) m
+  where st.name = claim.stage
+  group by st.queue;
+  if not found then
+    -- guard: nothing to claim, or no such stage
+    if not exists (select 1 from wf.stages st where st.name = claim.stage) then
+      raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
+    end if;
     return;
   end if;
 
@@ -155,77 +162,79 @@ begin
   select coalesce(array_agg(started.msg_id), '{}') into v_started from started;
 
   -- the rare cases, one by one, in run order
-  for v_msg in
-    select u.msg_id, u.read_ct, u.vt, u.message
-    from unnest(v_msg_ids, v_read_cts, v_vts, v_messages) as u(msg_id, read_ct, vt, message)
-    where u.msg_id <> all (v_started)
-    order by u.message ->> 'run_id', u.msg_id
-  loop
-    -- guard: a message wf did not write
-    if coalesce(v_msg.message ->> 'run_id', '') !~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
-       or jsonb_typeof(v_msg.message -> 'step') is distinct from 'string' then
-      perform pgmq.archive(v_stage.queue, v_msg.msg_id);
-      perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_stage.queue, 'msg_id', v_msg.msg_id,
-        'error', 'malformed message', 'message', v_msg.message), 0);
-      continue;
-    end if;
-    v_run_id := (v_msg.message ->> 'run_id')::uuid;
+  if cardinality(v_started) < cardinality(v_msg_ids) then
+    for v_msg in
+      select u.msg_id, u.read_ct, u.vt, u.message
+      from unnest(v_msg_ids, v_read_cts, v_vts, v_messages) as u(msg_id, read_ct, vt, message)
+      where u.msg_id <> all (v_started)
+      order by u.message ->> 'run_id', u.msg_id
+    loop
+      -- guard: a message wf did not write
+      if coalesce(v_msg.message ->> 'run_id', '') !~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+         or jsonb_typeof(v_msg.message -> 'step') is distinct from 'string' then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_queue, 'msg_id', v_msg.msg_id,
+          'error', 'malformed message', 'message', v_msg.message), 0);
+        continue;
+      end if;
+      v_run_id := (v_msg.message ->> 'run_id')::uuid;
 
-    select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, d.max_attempts
-    into v_row
-    from wf.steps s
-    join wf.runs r on r.id = s.run_id
-    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
-    where s.run_id = v_run_id and s.name = v_msg.message ->> 'step';
+      select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, d.max_attempts
+      into v_row
+      from wf.steps s
+      join wf.runs r on r.id = s.run_id
+      join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+      where s.run_id = v_run_id and s.name = v_msg.message ->> 'step';
 
-    -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
-    if not found or v_row.msg_id is distinct from v_msg.msg_id
-       or v_row.status not in ('queued', 'retrying', 'running') then
-      perform pgmq.archive(v_stage.queue, v_msg.msg_id);
-      continue;
-    end if;
+      -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
+      if not found or v_row.msg_id is distinct from v_msg.msg_id
+         or v_row.status not in ('queued', 'retrying', 'running') then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        continue;
+      end if;
 
-    -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
-    -- was out; its lost attempt is not repeated for a run that is over
-    if v_row.run_status in ('completed', 'failed', 'cancelled') then
-      perform pgmq.archive(v_stage.queue, v_msg.msg_id);
-      update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
+      -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
+      -- was out; its lost attempt is not repeated for a run that is over
+      if v_row.run_status in ('completed', 'failed', 'cancelled') then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
+        where s.run_id = v_run_id and s.name = v_row.name;
+        insert into wf.events (run_id, step, attempt, kind, detail)
+        values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
+                jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
+        continue;
+      end if;
+
+      -- guard: the previous attempt never answered (its consumer died or lost the message)
+      if v_row.status = 'running' then
+        insert into wf.events (run_id, step, attempt, kind, detail)
+        values (v_run_id, v_row.name, v_row.attempt, 'attempt_lost', jsonb_build_object('read_ct', v_msg.read_ct));
+      end if;
+
+      -- guard: poison — every attempt of the budget was used, the last ones without an answer
+      if v_row.attempt - v_row.attempt_base >= v_row.max_attempts then
+        perform wf.kill_step(v_run_id, v_row.name, v_row.attempt,
+          format('step %s of run %s: no answer after %s attempts (message read %s times)',
+                 v_row.name, v_run_id, v_row.max_attempts, v_msg.read_ct), null);
+        continue;
+      end if;
+
+      update wf.steps s
+      set status = 'running', attempt = s.attempt + 1, started_at = clock_timestamp(), lease_until = v_msg.vt,
+          stuck_at = null
       where s.run_id = v_run_id and s.name = v_row.name;
       insert into wf.events (run_id, step, attempt, kind, detail)
-      values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
-              jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
-      continue;
-    end if;
-
-    -- guard: the previous attempt never answered (its consumer died or lost the message)
-    if v_row.status = 'running' then
-      insert into wf.events (run_id, step, attempt, kind, detail)
-      values (v_run_id, v_row.name, v_row.attempt, 'attempt_lost', jsonb_build_object('read_ct', v_msg.read_ct));
-    end if;
-
-    -- guard: poison — every attempt of the budget was used, the last ones without an answer
-    if v_row.attempt - v_row.attempt_base >= v_row.max_attempts then
-      perform wf.kill_step(v_run_id, v_row.name, v_row.attempt,
-        format('step %s of run %s: no answer after %s attempts (message read %s times)',
-               v_row.name, v_run_id, v_row.max_attempts, v_msg.read_ct), null);
-      continue;
-    end if;
-
-    update wf.steps s
-    set status = 'running', attempt = s.attempt + 1, started_at = clock_timestamp(), lease_until = v_msg.vt,
-        stuck_at = null
-    where s.run_id = v_run_id and s.name = v_row.name;
-    insert into wf.events (run_id, step, attempt, kind, detail)
-    values (v_run_id, v_row.name, v_row.attempt + 1, 'started', null);
-    if v_row.run_status in ('scheduled', 'pending') then
-      update wf.runs r set status = 'running', started_at = clock_timestamp() where r.id = v_run_id;
-    end if;
-    v_started := v_started || v_msg.msg_id;
-  end loop;
+      values (v_run_id, v_row.name, v_row.attempt + 1, 'started', null);
+      if v_row.run_status in ('scheduled', 'pending') then
+        update wf.runs r set status = 'running', started_at = clock_timestamp() where r.id = v_run_id;
+      end if;
+      v_started := v_started || v_msg.msg_id;
+    end loop;
+  end if;
 
   -- what each started attempt needs, read after the updates so the context shows them
   return query
-  select s.run_id, s.name, s.attempt, v_stage.name, d.action, d.payload_template, d.when_template,
+  select s.run_id, s.name, s.attempt, claim.stage, d.action, d.payload_template, d.when_template,
          jsonb_build_object(
            'input', r.input,
            'steps', (select jsonb_object_agg(o.name, jsonb_build_object('status', o.status, 'output', o.output,
@@ -256,74 +265,68 @@ set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
 as $$
 declare
-  v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_output_bytes');
-  v_missing record;
-  v_big record;
-  v_done int := 0;
-  v_oversized int := 0;
+  v_bad int;
+  v_unknown int;
+  v_oversized int[];
+  v_ord int;
+  v_max_bytes int;
+  v_failed int := 0;
   v_ords int[];
   v_runs uuid[];
-  v_archive record;
+  v_queues text[];
+  v_msg_ids bigint[];
 begin
   -- guard: one value of each per answer, none of them null
   if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
      or cardinality(run_ids) is distinct from cardinality(outputs) then
     perform wf.raise_input_error('complete_batch needs as many steps, attempts and outputs as run_ids');
   end if;
-  select u.run_id, u.step, u.attempt into v_missing
-  from unnest(run_ids, steps, attempts) as u(run_id, step, attempt)
-  where u.run_id is null or u.step is null or u.attempt is null
-  limit 1;
-  if found then
+  v_bad := least(array_position(run_ids, null), array_position(steps, null), array_position(attempts, null));
+  if v_bad is not null then
     perform wf.raise_input_error(format('complete needs run_id, step and attempt (got %s, %s, %s)',
-      coalesce(v_missing.run_id::text, 'null'), coalesce(v_missing.step, 'null'), coalesce(v_missing.attempt::text, 'null')));
+      coalesce(run_ids[v_bad]::text, 'null'), coalesce(steps[v_bad], 'null'), coalesce(attempts[v_bad]::text, 'null')));
   end if;
 
   -- every run of the batch is locked first, in run id order, as wf.claim does
   perform pg_advisory_xact_lock(7001, hashtext(l.run_id::text))
   from (select distinct u as run_id from unnest(run_ids) u order by 1) l;
 
-  -- guard: an answer for a step that does not exist
-  select u.run_id, u.step into v_missing
-  from unnest(run_ids, steps) as u(run_id, step)
-  where not exists (select 1 from wf.steps s where s.run_id = u.run_id and s.name = u.step)
-  limit 1;
-  if found then
-    raise exception 'unknown step % of run %', v_missing.step, v_missing.run_id using errcode = 'P0002';
+  -- guard: late answers from lost attempts, answers for steps cancelled meanwhile, and
+  -- repeated answers within the batch are recorded and otherwise ignored; an answer for a
+  -- step that does not exist, or an output too large to store, is picked out for below
+  with a as (
+    select u.run_id, u.step, u.attempt, u.ord::int as ord, octet_length(u.output::text) as size,
+           row_number() over (partition by u.run_id, u.step, u.attempt order by u.ord) as nth
+    from unnest(run_ids, steps, attempts, outputs) with ordinality as u(run_id, step, attempt, output, ord)
+  ), checked as (
+    select a.*, s.name is not null as known, s.status, s.attempt as current_attempt,
+           s.status = 'running' and s.attempt = a.attempt and a.nth = 1 as current
+    from a left join wf.steps s on s.run_id = a.run_id and s.name = a.step
+  ), stale as (
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    select c.run_id, c.step, c.attempt, 'stale_answer',
+           jsonb_build_object('answer', 'complete', 'step_status', c.status, 'current_attempt', c.current_attempt)
+    from checked c where c.known and not c.current
+    order by c.ord
+  )
+  select min(c.ord) filter (where not c.known),
+         array_agg(c.ord order by c.ord) filter (where c.current and c.size >
+           (select st.value::int from wf.settings st where st.key = 'max_output_bytes'))
+  into v_unknown, v_oversized
+  from checked c;
+  if v_unknown is not null then
+    raise exception 'unknown step % of run %', steps[v_unknown], run_ids[v_unknown] using errcode = 'P0002';
   end if;
 
-  -- guard: late answers from lost attempts, answers for steps cancelled meanwhile, and
-  -- repeated answers within the batch are recorded and otherwise ignored
-  with a as (
-    select u.run_id, u.step, u.attempt, u.ord,
-           row_number() over (partition by u.run_id, u.step, u.attempt order by u.ord) as nth
-    from unnest(run_ids, steps, attempts) with ordinality as u(run_id, step, attempt, ord)
-  ), stale as (
-    select a.run_id, a.step, a.attempt, a.ord, s.status, s.attempt as current_attempt
-    from a join wf.steps s on s.run_id = a.run_id and s.name = a.step
-    where s.status <> 'running' or s.attempt <> a.attempt or a.nth > 1
-  )
-  insert into wf.events (run_id, step, attempt, kind, detail)
-  select stale.run_id, stale.step, stale.attempt, 'stale_answer',
-         jsonb_build_object('answer', 'complete', 'step_status', stale.status, 'current_attempt', stale.current_attempt)
-  from stale order by stale.ord;
-
-  -- guard: an output too large to store fails the step (rare: one by one)
-  for v_big in
-    select b.* from (
-      select distinct on (u.run_id, u.step) u.run_id, u.step, u.attempt, u.ord, octet_length(u.output::text) as size
-      from unnest(run_ids, steps, attempts, outputs) with ordinality as u(run_id, step, attempt, output, ord)
-      join wf.steps s on s.run_id = u.run_id and s.name = u.step
-      where s.status = 'running' and s.attempt = u.attempt
-      order by u.run_id, u.step, u.ord) b
-    where b.size > v_max_bytes
-    order by b.ord
-  loop
-    if wf.fail(v_big.run_id, v_big.step, v_big.attempt,
-               format('output is %s bytes, more than the %s stored', v_big.size, v_max_bytes), false) then
-      v_oversized := v_oversized + 1;
-    end if;
-  end loop;
+  -- guard: an output too large to store fails the step, as in wf.complete (rare: one by one)
+  if v_oversized is not null then
+    v_max_bytes := (select st.value::int from wf.settings st where st.key = 'max_output_bytes');
+    foreach v_ord in array v_oversized loop
+      perform wf.fail(run_ids[v_ord], steps[v_ord], attempts[v_ord],
+        format('output is %s bytes, more than the %s stored', octet_length(outputs[v_ord]::text), v_max_bytes), false);
+      v_failed := v_failed + 1;
+    end loop;
+  end if;
 
   -- the common case, set-based: the running attempt succeeded
   with a as (
@@ -336,21 +339,21 @@ begin
         finished_at = clock_timestamp(), lease_until = null
     from a
     where s.run_id = a.run_id and s.name = a.step and s.status = 'running' and s.attempt = a.attempt
-    returning a.ord
+    returning a.ord, s.run_id, s.msg_id, s.function
   )
-  select coalesce(array_agg(done.ord order by done.ord), '{}') into v_ords from done;
-  v_done := cardinality(v_ords) + v_oversized;
-  if cardinality(v_ords) = 0 then
-    return v_done;
+  select array_agg(done.ord order by done.ord),
+         coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
+         array_agg(st.queue), array_agg(done.msg_id)
+  into v_ords, v_runs, v_queues, v_msg_ids
+  from done
+  join wf.runs r on r.id = done.run_id
+  join wf.stages st on st.name = done.function;
+  if v_ords is null then
+    return v_failed;
   end if;
 
-  -- the runs still open move on: their next steps are queued in one go
-  select coalesce(array_agg(distinct r.id), '{}') into v_runs
-  from unnest(v_ords) o
-  join wf.runs r on r.id = run_ids[o]
-  where r.status in ('scheduled', 'pending', 'running');
-
-  -- one event per answer, in answer order; what a run queued is told by its last answer
+  -- the runs still open move on, their next steps queued in one go; one event per answer,
+  -- in answer order, and what a run queued is told by its last answer
   with queued as (
     select a.run_id, jsonb_object_agg(a.step, a.delay_seconds) as queued
     from wf.advance_runs(v_runs) a group by a.run_id
@@ -385,15 +388,38 @@ begin
   select closed.id, null, null, 'run_completed', null from closed order by closed.id;
 
   -- the answered messages are archived once per queue
-  for v_archive in
-    select st.queue, array_agg(s.msg_id) as msg_ids
-    from unnest(v_ords) o
-    join wf.steps s on s.run_id = run_ids[o] and s.name = steps[o]
-    join wf.stages st on st.name = s.function
-    group by st.queue
-  loop
-    perform pgmq.archive(v_archive.queue, v_archive.msg_ids);
-  end loop;
-  return v_done;
+  perform pgmq.archive(x.queue, x.msg_ids)
+  from (select a.queue, array_agg(a.msg_id) as msg_ids
+        from unnest(v_queues, v_msg_ids) as a(queue, msg_id) group by a.queue) x;
+  return cardinality(v_ords) + v_failed;
+end;
+$$;
+
+-- wf.complete: report a successful call; output becomes steps.<step>.output. One answer
+-- takes the one-by-one path (fewer statements than a batch of one); the worker's group
+-- commits go through wf.complete_batch, and tests keep the two histories identical.
+create or replace function wf.complete(run_id uuid, step text, attempt int, output jsonb)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_cur record;
+  v_size int := octet_length(output::text);
+  v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_output_bytes');
+begin
+  select * into v_cur from wf.current_attempt(run_id, step, attempt, 'complete');
+  if not found then
+    return false;
+  end if;
+  -- guard: an output too large to store fails the step instead of bloating every later claim
+  if v_size > v_max_bytes then
+    return wf.fail(run_id, step, attempt, format('output is %s bytes, more than the %s stored', v_size, v_max_bytes), false);
+  end if;
+  perform wf.finish_step(run_id, step, attempt, 'succeeded', v_cur.queue, v_cur.msg_id, v_cur.run_status,
+    output, null, null,
+    jsonb_build_object('duration_ms', round(extract(epoch from clock_timestamp() - v_cur.started_at) * 1000)));
+  return true;
 end;
 $$;
