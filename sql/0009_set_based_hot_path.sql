@@ -10,9 +10,11 @@
 -- keep their one-by-one path. Behaviour is unchanged; only the number of statements
 -- per step shrinks.
 
--- wf.advance_runs: queue every waiting step, in any of the given runs, whose
--- dependencies are final; one pgmq.send_batch per queue and delay, one notify per
--- queue. Returns what it queued. Callers hold the runs' locks.
+-- wf.advance_runs: wf.advance for the runs of a batch — queue every waiting step whose
+-- dependencies are final, with one pgmq.send_batch per queue and delay and one notify
+-- per queue. Returns what it queued. Callers hold the runs' locks. wf.advance stays the
+-- path of a single run (enqueue, one answer): for one message pgmq.send and plans made
+-- for the run at hand cost less than the batch machinery.
 create function wf.advance_runs(p_run_ids uuid[])
 returns table (run_id uuid, step text, delay_seconds int)
 language plpgsql
@@ -67,16 +69,6 @@ begin
 end;
 $$;
 revoke all on function wf.advance_runs(uuid[]) from public;
-
--- wf.advance: wf.advance_runs for one run, as {"step": delay_seconds, ...} for the
--- event that caused it. Callers hold the run lock.
-create or replace function wf.advance(p_run_id uuid)
-returns jsonb
-language sql
-set search_path = ''
-as $$
-  select coalesce(jsonb_object_agg(a.step, a.delay_seconds), '{}'::jsonb) from wf.advance_runs(array[p_run_id]) a
-$$;
 
 -- wf.claim: read up to qty messages of a stage and start an attempt for each;
 -- returns what the call needs (the consumer renders payload_template and
