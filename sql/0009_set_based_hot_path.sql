@@ -47,7 +47,8 @@ begin
     -- every send wakes the stage's consumers (DESIGN §6), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
     perform pg_notify('wf', v_batch.queue);
-    -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th step's
+    -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th
+    -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (DESIGN §1).
     return query
     with sent as (
       select array_agg(m.msg_id order by m.msg_id) as msg_ids
@@ -55,7 +56,7 @@ begin
              array(select jsonb_build_object('run_id', q.run_id, 'step', q.name)
                    from unnest(v_batch.run_ids, v_batch.names) with ordinality as q(run_id, name, i)
                    order by q.i),
-             null::jsonb[], clock_timestamp() + make_interval(secs => v_batch.delay)) as m(msg_id)
+             v_batch.delay) as m(msg_id)
     ), queued as (
       update wf.steps s
       set status = 'queued', msg_id = sent.msg_ids[q.i],

@@ -79,6 +79,40 @@ def test_migrations_call_only_the_pgmq_1_4_4_api():
     assert used - PGMQ_144_API == set()
 
 
+# how many arguments each of those takes in 1.4.4 (delays are whole seconds: no timestamptz
+# and no headers arguments, which came later)
+PGMQ_144_ARITY = {"create": {1}, "send": {2, 3}, "send_batch": {2, 3}, "read": {3}, "archive": {2},
+                  "delete": {2}, "set_vt": {3}, "metrics": {1}, "metrics_all": {0}, "list_queues": {0},
+                  "purge_queue": {1}, "drop_queue": {1}}
+
+
+def call_arity(body: str, open_paren: int) -> int:
+    """The number of top-level arguments of the call whose `(` is at open_paren."""
+    depth, commas, empty = 0, 0, True
+    for ch in body[open_paren + 1:]:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                return 0 if empty else commas + 1
+            depth -= 1
+        elif ch == "," and depth == 0:
+            commas += 1
+        if not ch.isspace():
+            empty = False
+    raise AssertionError("unbalanced call")
+
+
+def test_wf_calls_pgmq_with_the_1_4_4_argument_counts(shared_conn):
+    rows = shared_conn.execute(
+        """select p.oid::regprocedure::text as name, p.prosrc as body
+           from pg_proc p where p.pronamespace = 'wf'::regnamespace""").fetchall()
+    wrong = [(row["name"], m.group(1), call_arity(row["body"], m.end() - 1))
+             for row in rows for m in re.finditer(r"\bpgmq\.(\w+)\s*\(", row["body"])
+             if call_arity(row["body"], m.end() - 1) not in PGMQ_144_ARITY.get(m.group(1), set())]
+    assert wrong == []
+
+
 def test_nothing_in_schema_wf_is_executable_by_public(shared_conn):
     rows = shared_conn.execute(
         """select p.oid::regprocedure::text as fn from pg_proc p
