@@ -9,6 +9,12 @@
 -- stale message, a lost attempt, a poison step, an oversized output, a late answer)
 -- keep their one-by-one path. Behaviour is unchanged; only the number of statements
 -- per step shrinks.
+--
+-- The three batch functions keep one generic plan per statement and session
+-- (plan_cache_mode = force_generic_plan: a custom plan per call re-planned every
+-- statement, twice the cost) and may not scan a table sequentially (enable_seqscan =
+-- off): a plan made while the tables were small would keep its sequential scans for
+-- the session, and every access here goes by key.
 
 -- wf.advance_runs: wf.advance for the runs of a batch — queue every waiting step whose
 -- dependencies are final, with one pgmq.send_batch per queue and delay and one notify
@@ -48,7 +54,7 @@ begin
     -- a consumer that finds nothing visible yet goes back to its poll
     perform pg_notify('wf', v_batch.queue);
     -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th
-    -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (DESIGN §1).
+    -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (DESIGN §2).
     return query
     with sent as (
       select array_agg(m.msg_id order by m.msg_id) as msg_ids
