@@ -271,6 +271,7 @@ declare
   v_max_bytes int;
   v_failed int := 0;
   v_ords int[];
+  v_durations numeric[];
   v_runs uuid[];
   v_queues text[];
   v_msg_ids bigint[];
@@ -338,12 +339,13 @@ begin
         finished_at = clock_timestamp(), lease_until = null
     from a
     where s.run_id = a.run_id and s.name = a.step and s.status = 'running' and s.attempt = a.attempt
-    returning a.ord, s.run_id, s.msg_id, s.function
+    returning a.ord, s.run_id, s.msg_id, s.function,
+              round(extract(epoch from clock_timestamp() - s.started_at) * 1000) as duration_ms
   )
-  select array_agg(done.ord order by done.ord),
+  select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
          array_agg(st.queue), array_agg(done.msg_id)
-  into v_ords, v_runs, v_queues, v_msg_ids
+  into v_ords, v_durations, v_runs, v_queues, v_msg_ids
   from done
   join wf.runs r on r.id = done.run_id
   join wf.stages st on st.name = done.function;
@@ -357,19 +359,16 @@ begin
     select a.run_id, jsonb_object_agg(a.step, a.delay_seconds) as queued
     from wf.advance_runs(v_runs) a group by a.run_id
   ), answered as (
-    select run_ids[o] as run_id, steps[o] as step, attempts[o] as attempt, o as ord,
-           o = max(o) over (partition by run_ids[o]) as last_of_run
-    from unnest(v_ords) o
+    select run_ids[u.o] as run_id, steps[u.o] as step, attempts[u.o] as attempt, u.o as ord, u.duration_ms,
+           u.o = max(u.o) over (partition by run_ids[u.o]) as last_of_run
+    from unnest(v_ords, v_durations) as u(o, duration_ms)
   )
   insert into wf.events (run_id, step, attempt, kind, detail)
   select an.run_id, an.step, an.attempt, 'succeeded',
-         case when an.last_of_run and q.queued is not null
-              then jsonb_build_object('duration_ms', round(extract(epoch from clock_timestamp() - s.started_at) * 1000),
-                                      'queued', q.queued)
-              else jsonb_build_object('duration_ms', round(extract(epoch from clock_timestamp() - s.started_at) * 1000))
-         end
+         jsonb_build_object('duration_ms', an.duration_ms)
+           || case when an.last_of_run and q.queued is not null then jsonb_build_object('queued', q.queued)
+                   else '{}'::jsonb end
   from answered an
-  join wf.steps s on s.run_id = an.run_id and s.name = an.step
   left join queued q on q.run_id = an.run_id
   order by an.ord;
 
