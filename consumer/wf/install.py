@@ -1,18 +1,31 @@
-"""Install or upgrade wf in a database: pgmq, the sql/ migrations, the pg_cron tick job.
+"""Install or upgrade wf in a database, in one transaction:
 
-Idempotent: a second run changes nothing; an older install gets the migrations it lacks.
+1. pgmq (the extension where the server has it, else the SQL bundled in the `pgmq` package);
+2. the pending migrations (sql/migrations/, forward-only: an edited one is refused);
+3. the routines whose file changed since the last install, or that are missing: functions
+   first (bodies checked once everything exists), then views in dependency order, replaced
+   in place so that users' triggers and views on them survive; a view whose columns change
+   incompatibly is dropped and re-created, together with the wf views reading it, but never
+   cascading onto a user's object (the install stops and names it);
+4. sql/access.sql (roles, grants, policies);
+5. the pg_cron tick job, where pg_cron runs in this database.
+
+Anything that fails rolls the whole install back, with the file's name in the message. A
+second run changes nothing. `dry_run` runs the same install and rolls it back, so what it
+reports is exactly what an install would do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 
-from wf.resources import migrations
+from wf import install_queries as queries
+from wf.catalog import Catalog, CatalogError, Migration, Routine, load
 
 log = logging.getLogger("wf.install")
 
@@ -21,140 +34,219 @@ _INSTALL_LOCK = 0x77660001
 TICK_JOB = "wf-tick"
 TICK_SCHEDULE = "* * * * *"
 TICK_COMMAND = "select wf.tick()"
+# what a view's `create or replace` raises when its columns change in a way it cannot take
+_COLUMNS_CHANGED = (asyncpg.exceptions.InvalidTableDefinitionError, asyncpg.exceptions.DatatypeMismatchError,
+                    asyncpg.exceptions.FeatureNotSupportedError)
 
 
-class InstallError(RuntimeError):
-    """The database cannot take this install (edited migration, missing pgmq …)."""
+class InstallError(CatalogError):
+    """The database cannot take this install (edited migration, a broken file, missing pgmq …)."""
 
 
 @dataclass
 class InstallReport:
     pgmq: str = "present"
-    applied: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # migrations run
+    adopted: list[str] = field(default_factory=list)  # migrations recorded without running (squashes)
+    routines: list[str] = field(default_factory=list)  # function and view files (re-)applied
+    rebuilt: list[str] = field(default_factory=list)  # views dropped and created again
+    stale: list[str] = field(default_factory=list)  # routines in schema wf that no file defines
     cron: str = "absent"
+    dry_run: bool = False
 
     @property
     def changed(self) -> bool:
-        return self.pgmq != "present" or bool(self.applied) or self.cron == "scheduled"
+        return (self.pgmq != "present" or bool(self.applied or self.adopted or self.routines)
+                or self.cron == "scheduled")
 
-
-def _checksum(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    def lines(self) -> list[str]:
+        """What happened (or, in a dry run, what would), one line each, for people."""
+        would = "would " if self.dry_run else ""
+        out = []
+        if self.pgmq != "present":
+            out.append(f"{would}install pgmq ({self.pgmq})")
+        out += [f"{would}apply migration {name}" for name in self.applied]
+        out += [f"{would}record migration {name} (its content is already here)" for name in self.adopted]
+        out += [f"{would}{'re-create' if path in self.rebuilt else 'apply'} {path}" for path in self.routines]
+        if self.cron == "scheduled":
+            out.append(f"{would}schedule the pg_cron job {TICK_JOB}")
+        out += [f"warning: {name} is in schema wf but no file in sql/ defines it: drop it in a migration "
+                f"(or, if it is yours, move it out of schema wf)" for name in self.stale]
+        return out
 
 
 async def _install_pgmq(conn: asyncpg.Connection) -> str:
-    if await conn.fetchval(
-        """select exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-                          where n.nspname = 'pgmq' and p.proname = 'send')"""
-    ):
+    if await conn.fetchval(queries.INSTALL_HAS_PGMQ):
         return "present"
-    if await conn.fetchval("select exists (select 1 from pg_available_extensions where name = 'pgmq')"):
-        await conn.execute("create extension if not exists pgmq")
+    if await conn.fetchval(queries.INSTALL_PGMQ_AVAILABLE):
+        await conn.execute(queries.INSTALL_CREATE_PGMQ)
         return "extension"
     from pgmq.install import get_embedded_install_sql
 
-    async with conn.transaction():
-        await conn.execute(get_embedded_install_sql())
+    await conn.execute(get_embedded_install_sql())
     return "bundled"
 
 
-async def _apply_migrations(conn: asyncpg.Connection, upto: int | None) -> list[str]:
-    await conn.execute(
-        """
-        create schema if not exists wf;
-        create table if not exists wf.migrations (
-          version    int primary key,
-          name       text not null,
-          checksum   text not null,
-          applied_at timestamptz not null default now()
-        );
-        revoke all on wf.migrations from public;
-        """
-    )
-    done = {r["version"]: r for r in await conn.fetch("select version, name, checksum from wf.migrations")}
-    if not done:
-        await _adopt_supabase_migrations(conn)
-        done = {r["version"]: r for r in await conn.fetch("select version, name, checksum from wf.migrations")}
-    applied: list[str] = []
-    for path in migrations():
-        version = int(path.name[:4])
-        if upto is not None and version > upto:
-            break
-        text = path.read_text()
-        if version in done:
-            if done[version]["checksum"] != _checksum(text):
-                raise InstallError(
-                    f"migration {path.name} differs from the one applied on "
-                    f"this database; migrations are forward-only: add a new one instead"
-                )
+async def _apply_migrations(conn: asyncpg.Connection, catalog: Catalog, report: InstallReport) -> None:
+    await conn.execute(queries.LEDGER)
+    done = {r["version"]: r for r in await conn.fetch(queries.LEDGER_MIGRATIONS)}
+    if not done and await conn.fetchval(queries.INSTALL_HAS_RUNS):
+        raise InstallError("schema wf exists but was not installed by `wf install` or the generated Supabase "
+                           "migrations (wf.migrations is empty); drop it or restore wf.migrations")
+    known = {m.version for m in catalog.migrations} | {v for m in catalog.migrations for v in m.squashes}
+    if unknown := sorted(set(done) - known):
+        raise InstallError(f"this database has wf migration {done[unknown[0]]['name']}, which this wf does not "
+                           f"know: it was installed by a newer wf (wf does not downgrade)")
+    for migration in catalog.migrations:
+        if migration.version in done:
+            if done[migration.version]["checksum"] != migration.checksum:
+                raise InstallError(f"migration {migration.name} differs from the one applied on this database; "
+                                   f"migrations are forward-only: add a new one instead")
             continue
-        async with conn.transaction():
-            await conn.execute(text)
-            await conn.execute(
-                "insert into wf.migrations (version, name, checksum) values ($1, $2, $3)",
-                version,
-                path.name,
-                _checksum(text),
-            )
-        applied.append(path.name)
-        log.info("applied migration %s", path.name)
-    return applied
+        if migration.squashes and any(v in done for v in migration.squashes):
+            await _adopt_squashed(conn, migration, done)
+            report.adopted.append(migration.name)
+            continue
+        try:
+            await conn.execute(migration.text)
+        except asyncpg.PostgresError as exc:
+            raise InstallError(f"sql/migrations/{migration.name}: {_pg_message(exc)}") from exc
+        await conn.execute(queries.LEDGER_RECORD_MIGRATION, migration.version, migration.name, migration.checksum)
+        report.applied.append(migration.name)
 
 
-async def _adopt_supabase_migrations(conn: asyncpg.Connection) -> None:
-    """A schema applied by `supabase db push` (supabase/migrations/ holds the same files under
-    Supabase's names) is recorded as installed, so `wf install` only adds what is missing."""
-    if not await conn.fetchval("select to_regclass('wf.runs') is not null"):
-        return
-    pushed: set[str] = set()
-    if await conn.fetchval("select to_regclass('supabase_migrations.schema_migrations') is not null"):
-        pushed = {r["version"] for r in await conn.fetch("select version from supabase_migrations.schema_migrations")}
-    adopted = 0
-    for path in migrations():
-        if f"2026010100{path.name[:4]}" in pushed:
-            await conn.execute("insert into wf.migrations (version, name, checksum) values ($1, $2, $3)",
-                               int(path.name[:4]), path.name, _checksum(path.read_text()))
-            adopted += 1
-    if not adopted:
-        raise InstallError("schema wf exists but was not installed by `wf install` or `supabase db push`; "
-                           "drop it or restore wf.migrations")
-    log.info("adopted %d migrations applied by supabase db push", adopted)
+async def _adopt_squashed(conn: asyncpg.Connection, migration: Migration, done: dict) -> None:
+    """A database with the released migrations this one squashes already has its content."""
+    missing = [v for v in migration.squashes if v not in done]
+    if missing:
+        have = ", ".join(f"{v:04d}" for v in migration.squashes if v in done)
+        raise InstallError(
+            f"this database has wf migrations {have} but not {', '.join(f'{v:04d}' for v in missing)}, which "
+            f"{migration.name} squashes: upgrade it with the wf release that has them (0.1.0) first")
+    await conn.execute(queries.LEDGER_RECORD_MIGRATION, migration.version, migration.name, migration.checksum)
+
+
+def _pg_message(exc: asyncpg.PostgresError) -> str:
+    detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
+    return f"{exc.__class__.__name__}: {exc}{detail}"
+
+
+async def _execute_file(conn: asyncpg.Connection, routine: Routine) -> None:
+    try:
+        await conn.execute(routine.text)
+    except asyncpg.PostgresError as exc:
+        raise InstallError(f"sql/{routine.path}: {_pg_message(exc)}") from exc
+
+
+async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: InstallReport) -> None:
+    recorded = {r["path"]: r["checksum"] for r in await conn.fetch(queries.LEDGER_ROUTINES)}
+    functions = set(await conn.fetchval(queries.INSTALL_FUNCTION_NAMES))
+    views = set(await conn.fetchval(queries.INSTALL_VIEW_NAMES))
+
+    def changed(routine: Routine, existing: set[str]) -> bool:
+        return recorded.get(routine.path) != routine.checksum or routine.name not in existing
+
+    new_functions = [f for f in catalog.functions if changed(f, functions)]
+    new_views = [v for v in catalog.views if changed(v, views)]
+    # bodies are checked below, once every function and view exists (as pg_dump restores them)
+    await conn.execute("set local check_function_bodies = off")
+    for routine in new_functions:
+        await _execute_file(conn, routine)
+        if await conn.fetchval(queries.INSTALL_OVERLOADS, routine.name) > 1:
+            raise InstallError(f"sql/{routine.path}: wf.{routine.name} now exists with two signatures; a "
+                               f"signature change drops the old one in a migration (drop function wf.{routine.name}(…))")
+    await _apply_views(conn, catalog, new_views, report)
+    await conn.execute("set local check_function_bodies = on")
+    for routine in new_functions:
+        if await conn.fetchval(queries.INSTALL_IS_SQL_FUNCTION, routine.name):
+            await _execute_file(conn, routine)
+    for routine in new_functions + new_views:
+        await conn.execute(queries.LEDGER_RECORD_ROUTINE, routine.path, routine.kind, routine.checksum)
+    await conn.execute(queries.LEDGER_FORGET_ROUTINES, [r.path for r in catalog.routines])
+    order = {r.path: i for i, r in enumerate(catalog.routines)}
+    report.routines = sorted({r.path for r in new_functions + new_views} | set(report.rebuilt), key=order.__getitem__)
+    report.stale = await conn.fetchval(queries.INSTALL_STALE_ROUTINES, [f.name for f in catalog.functions],
+                                       [v.name for v in catalog.views])
+
+
+async def _apply_views(conn: asyncpg.Connection, catalog: Catalog, todo: list[Routine],
+                       report: InstallReport) -> None:
+    """Replace each view in place (its dependents keep working); where its columns change in a
+    way `create or replace view` cannot take, drop it and the wf views that read it, and create
+    them again in dependency order. A user's object that reads it stops the install."""
+    pending = {v.name for v in todo}
+    for view in catalog.views:  # dependency order
+        if view.name not in pending:
+            continue
+        try:
+            async with conn.transaction():  # a savepoint: a failed replace leaves nothing behind
+                await conn.execute(view.text)
+            continue
+        except _COLUMNS_CHANGED as exc:
+            reason = _pg_message(exc)
+        dependents = await conn.fetch(queries.INSTALL_VIEW_DEPENDENTS, f"wf.{view.name}")
+        theirs = [d["name"] for d in dependents if not d["ours"]]
+        if theirs:
+            raise InstallError(
+                f"sql/{view.path}: wf.{view.name} changes its columns ({reason}) and {', '.join(theirs)} "
+                f"depend(s) on it; wf never drops your objects: drop them, install, and create them again")
+        for dependent in sorted(dependents, key=lambda d: -d["depth"]):
+            await conn.execute(f'drop view {dependent["name"]}')  # restrict: never cascade
+            pending.add(dependent["name"].removeprefix("wf."))
+            report.rebuilt.append(f"views/{dependent['name'].removeprefix('wf.')}.sql")
+        await conn.execute(f"drop view wf.{view.name}")
+        report.rebuilt.append(view.path)
+        await _execute_file(conn, view)
 
 
 async def _schedule_tick(conn: asyncpg.Connection) -> str:
-    has_cron = await conn.fetchval("select exists (select 1 from pg_extension where extname = 'pg_cron')")
-    if not has_cron:
-        can_create = await conn.fetchval(
-            """select exists (select 1 from pg_available_extensions where name = 'pg_cron')
-                      and current_setting('cron.database_name', true) = current_database()"""
-        )
-        if not can_create:
+    if not await conn.fetchval(queries.INSTALL_HAS_PG_CRON):
+        if not await conn.fetchval(queries.INSTALL_CAN_CREATE_PG_CRON):
             return "absent"
-        await conn.execute("create extension if not exists pg_cron")
-    job = await conn.fetchrow("select schedule, command from cron.job where jobname = $1", TICK_JOB)
+        await conn.execute(queries.INSTALL_CREATE_PG_CRON)
+    job = await conn.fetchrow(queries.INSTALL_TICK_JOB, TICK_JOB)
     if job and job["schedule"] == TICK_SCHEDULE and job["command"] == TICK_COMMAND:
         return "present"
-    await conn.execute("select cron.schedule($1, $2, $3)", TICK_JOB, TICK_SCHEDULE, TICK_COMMAND)
+    await conn.execute(queries.INSTALL_SCHEDULE_TICK, TICK_JOB, TICK_SCHEDULE, TICK_COMMAND)
     return "scheduled"
 
 
-async def install(dsn: str, *, upto: int | None = None, cron: bool = True) -> InstallReport:
-    """Install wf into the database at dsn; `upto` stops after that migration number (tests)."""
+class _DryRun(Exception):
+    """Raised inside the install transaction to roll a dry run back."""
+
+
+async def install(dsn: str, *, cron: bool = True, dry_run: bool = False, sql: Path | None = None) -> InstallReport:
+    """Install wf into the database at dsn (the package's sql/, or the folder `sql`)."""
+    catalog = load(sql)
+    report = InstallReport(dry_run=dry_run)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("set client_min_messages = warning")
         await conn.execute("select pg_advisory_lock($1)", _INSTALL_LOCK)
         try:
-            report = InstallReport()
-            report.pgmq = await _install_pgmq(conn)
-            report.applied = await _apply_migrations(conn, upto)
-            if cron:
-                report.cron = await _schedule_tick(conn)
-            return report
+            async with conn.transaction():
+                report.pgmq = await _install_pgmq(conn)
+                await _apply_migrations(conn, catalog, report)
+                await _apply_routines(conn, catalog, report)
+                try:
+                    await conn.execute(catalog.access)
+                except asyncpg.PostgresError as exc:
+                    raise InstallError(f"sql/access.sql: {_pg_message(exc)}") from exc
+                if cron:
+                    report.cron = await _schedule_tick(conn)
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+        except asyncpg.PostgresError as exc:
+            raise InstallError(_pg_message(exc)) from exc
         finally:
             await conn.execute("select pg_advisory_unlock($1)", _INSTALL_LOCK)
     finally:
         await conn.close()
+    for line in report.lines():
+        (log.warning if line.startswith("warning") else log.info)("%s", line)
+    return report
 
 
 def install_sync(dsn: str, **kwargs: object) -> InstallReport:

@@ -1,0 +1,32 @@
+-- wf.cancel: stop a run; answers still in flight become no-ops
+create or replace function wf.cancel(run_id uuid, reason text default null)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_status text;
+begin
+  if run_id is null then
+    perform wf.raise_input_error('run_id must not be null');
+  end if;
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
+  select r.status into v_status from wf.runs r where r.id = cancel.run_id;
+  if not found then
+    raise exception 'unknown run %', run_id using errcode = 'P0002';
+  end if;
+  if v_status in ('completed', 'failed', 'cancelled') then
+    return false;
+  end if;
+  perform wf.cancel_open_steps(run_id, true, coalesce(reason, 'run cancelled'));
+  update wf.runs r set status = 'cancelled', finished_at = clock_timestamp(), error = left(reason, 4000)
+  where r.id = cancel.run_id;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
+  return true;
+end;
+$$;
+
+revoke all on function wf.cancel(uuid,text) from public;
+grant execute on function wf.cancel(uuid,text) to wf_admin;

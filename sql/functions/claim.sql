@@ -1,0 +1,176 @@
+-- wf.claim: read up to qty messages of a stage and start an attempt for each;
+-- returns what the call needs (the consumer renders payload_template and
+-- when_template over context, then POSTs to the function)
+create or replace function wf.claim(stage text, qty int default 1)
+returns table (
+  run_id uuid, step text, attempt int, function text, action text, payload_template jsonb,
+  when_template text, context jsonb, timeout_seconds int, workflow text, correlation_id text,
+  msg_id bigint, visible_until timestamptz)
+language plpgsql
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+as $$
+declare
+  v_queue text;
+  v_msg_ids bigint[];
+  v_read_cts int[];
+  v_vts timestamptz[];
+  v_messages jsonb[];
+  v_started bigint[];
+  v_msg record;
+  v_row record;
+  v_run_id uuid;
+begin
+  if qty is null or qty not between 1 and 1000 then
+    perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
+  end if;
+  select st.queue, array_agg(m.msg_id order by m.msg_id), array_agg(m.read_ct order by m.msg_id),
+         array_agg(m.vt order by m.msg_id), array_agg(m.message order by m.msg_id)
+  into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
+  from wf.stages st
+  cross join lateral pgmq.read(st.queue, st.visibility_timeout, qty) m
+  where st.name = claim.stage
+  group by st.queue;
+  if not found then
+    -- guard: nothing to claim, or no such stage
+    if not exists (select 1 from wf.stages st where st.name = claim.stage) then
+      raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
+    end if;
+    return;
+  end if;
+
+  -- every run of the batch is locked first, in run id order, so two claims (or a claim
+  -- and a complete_batch) never deadlock
+  perform pg_advisory_xact_lock(7001, hashtext(l.run_id::text))
+  from (select distinct (m ->> 'run_id')::uuid as run_id from unnest(v_messages) m
+        where coalesce(m ->> 'run_id', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+        order by 1) l;
+
+  -- the common case, set-based: the step waits for this very message, its run is open,
+  -- and attempts are left
+  with m as materialized (
+    select u.msg_id, u.vt, (u.message ->> 'run_id')::uuid as run_id, u.message ->> 'step' as step
+    from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
+    where coalesce(u.message ->> 'run_id', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+      and jsonb_typeof(u.message -> 'step') = 'string'
+  ), ready as (
+    select m.msg_id, m.vt, s.run_id, s.name, r.status as run_status
+    from m
+    join wf.steps s on s.run_id = m.run_id and s.name = m.step
+    join wf.runs r on r.id = s.run_id
+    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+    where s.msg_id = m.msg_id and s.status in ('queued', 'retrying')
+      and r.status in ('scheduled', 'pending', 'running')
+      and s.attempt - s.attempt_base < d.max_attempts
+  ), started as (
+    update wf.steps s
+    set status = 'running', attempt = s.attempt + 1, started_at = clock_timestamp(), lease_until = ready.vt,
+        stuck_at = null
+    from ready
+    where s.run_id = ready.run_id and s.name = ready.name
+    returning s.run_id, s.name, s.attempt, ready.msg_id
+  ), events as (
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    select started.run_id, started.name, started.attempt, 'started', null from started
+  ), runs as (
+    update wf.runs r set status = 'running', started_at = clock_timestamp()
+    from (select distinct ready.run_id from ready where ready.run_status in ('scheduled', 'pending')) w
+    where r.id = w.run_id and r.status in ('scheduled', 'pending')
+  )
+  select coalesce(array_agg(started.msg_id), '{}') into v_started from started;
+
+  -- the rare cases, one by one, in run order
+  if cardinality(v_started) < cardinality(v_msg_ids) then
+    for v_msg in
+      select u.msg_id, u.read_ct, u.vt, u.message
+      from unnest(v_msg_ids, v_read_cts, v_vts, v_messages) as u(msg_id, read_ct, vt, message)
+      where u.msg_id <> all (v_started)
+      order by u.message ->> 'run_id', u.msg_id
+    loop
+      -- guard: a message wf did not write
+      if coalesce(v_msg.message ->> 'run_id', '') !~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+         or jsonb_typeof(v_msg.message -> 'step') is distinct from 'string' then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_queue, 'msg_id', v_msg.msg_id,
+          'error', 'malformed message', 'message', v_msg.message), 0);
+        continue;
+      end if;
+      v_run_id := (v_msg.message ->> 'run_id')::uuid;
+
+      select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, d.max_attempts
+      into v_row
+      from wf.steps s
+      join wf.runs r on r.id = s.run_id
+      join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+      where s.run_id = v_run_id and s.name = v_msg.message ->> 'step';
+
+      -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
+      if not found or v_row.msg_id is distinct from v_msg.msg_id
+         or v_row.status not in ('queued', 'retrying', 'running') then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        continue;
+      end if;
+
+      -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
+      -- was out; its lost attempt is not repeated for a run that is over
+      if v_row.run_status in ('completed', 'failed', 'cancelled') then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
+        where s.run_id = v_run_id and s.name = v_row.name;
+        insert into wf.events (run_id, step, attempt, kind, detail)
+        values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
+                jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
+        continue;
+      end if;
+
+      -- guard: the previous attempt never answered (its consumer died or lost the message)
+      if v_row.status = 'running' then
+        insert into wf.events (run_id, step, attempt, kind, detail)
+        values (v_run_id, v_row.name, v_row.attempt, 'attempt_lost', jsonb_build_object('read_ct', v_msg.read_ct));
+      end if;
+
+      -- guard: poison — every attempt of the budget was used, the last ones without an answer
+      if v_row.attempt - v_row.attempt_base >= v_row.max_attempts then
+        perform wf.kill_step(v_run_id, v_row.name, v_row.attempt,
+          format('step %s of run %s: no answer after %s attempts (message read %s times)',
+                 v_row.name, v_run_id, v_row.max_attempts, v_msg.read_ct), null);
+        continue;
+      end if;
+
+      update wf.steps s
+      set status = 'running', attempt = s.attempt + 1, started_at = clock_timestamp(), lease_until = v_msg.vt,
+          stuck_at = null
+      where s.run_id = v_run_id and s.name = v_row.name;
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (v_run_id, v_row.name, v_row.attempt + 1, 'started', null);
+      if v_row.run_status in ('scheduled', 'pending') then
+        update wf.runs r set status = 'running', started_at = clock_timestamp() where r.id = v_run_id;
+      end if;
+      v_started := v_started || v_msg.msg_id;
+    end loop;
+  end if;
+
+  -- what each started attempt needs, read after the updates so the context shows them
+  return query
+  select s.run_id, s.name, s.attempt, claim.stage, d.action, d.payload_template, d.when_template,
+         jsonb_build_object(
+           'input', r.input,
+           'steps', (select jsonb_object_agg(o.name, jsonb_build_object('status', o.status, 'output', o.output,
+                                                                         'error', o.error))
+                     from wf.steps o where o.run_id = s.run_id),
+           'run', jsonb_build_object('id', s.run_id, 'workflow', r.workflow, 'version', r.version,
+                                     'correlation_id', r.correlation_id, 'attempt', s.attempt)),
+         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt
+  from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
+  join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
+  join wf.runs r on r.id = s.run_id
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+  where u.msg_id = any (v_started)
+  order by u.message ->> 'run_id', u.msg_id;
+end;
+$$;
+
+revoke all on function wf.claim(text,int) from public;
+grant execute on function wf.claim(text,int) to wf_worker, wf_admin;

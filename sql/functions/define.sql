@@ -1,0 +1,55 @@
+-- wf.define: validate and store a definition; identical → the current version, changed → n+1
+create or replace function wf.define(definition jsonb)
+returns int
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_normal jsonb := wf.normalize_definition(definition);
+  v_name text := definition ->> 'name';
+  v_checksum text := md5(definition::text);
+  v_version int;
+  v_current record;
+  v_stage record;
+begin
+  perform pg_advisory_xact_lock(hashtext('wf.define'), hashtext(v_name));
+
+  select w.current_version, d.checksum into v_current
+  from wf.workflows w join wf.definitions d on d.workflow = w.name and d.version = w.current_version
+  where w.name = v_name;
+  if found and v_current.checksum = v_checksum then
+    return v_current.current_version;
+  end if;
+
+  -- stages: one per function, each with its queue; two names must not share a queue
+  for v_stage in
+    select s ->> 'function' as name, max((s ->> 'visibility_timeout')::int) as vt
+    from jsonb_array_elements(v_normal -> 'steps') s group by 1
+  loop
+    if exists (select 1 from wf.stages st where st.queue = wf.queue_name(v_stage.name) and st.name <> v_stage.name) then
+      perform wf.raise_input_error(format('workflow %s: function %s would share queue %s with function %s',
+        v_name, v_stage.name, wf.queue_name(v_stage.name),
+        (select st.name from wf.stages st where st.queue = wf.queue_name(v_stage.name))));
+    end if;
+    insert into wf.stages (name, queue, visibility_timeout)
+    values (v_stage.name, wf.queue_name(v_stage.name), v_stage.vt)
+    on conflict (name) do update set visibility_timeout = greatest(wf.stages.visibility_timeout, excluded.visibility_timeout);
+    perform pgmq.create(wf.queue_name(v_stage.name));
+  end loop;
+
+  v_version := coalesce((select max(d.version) from wf.definitions d where d.workflow = v_name), 0) + 1;
+  insert into wf.definitions (workflow, version, definition, checksum, input_vars)
+  values (v_name, v_version, definition, v_checksum,
+          array(select jsonb_array_elements_text(v_normal -> 'input_vars')));
+  insert into wf.definition_steps
+  select (jsonb_populate_record(null::wf.definition_steps, s || jsonb_build_object('version', v_version))).*
+  from jsonb_array_elements(v_normal -> 'steps') s;
+  insert into wf.workflows (name, current_version) values (v_name, v_version)
+  on conflict (name) do update set current_version = excluded.current_version, updated_at = now();
+  return v_version;
+end;
+$$;
+
+revoke all on function wf.define(jsonb) from public;
+grant execute on function wf.define(jsonb) to wf_admin;

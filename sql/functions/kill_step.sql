@@ -1,0 +1,44 @@
+-- wf.kill_step: a step failed for good under on_failure abort — it goes to the
+-- dead-letter queue, the run fails, and the steps not yet started are cancelled
+create or replace function wf.kill_step(p_run_id uuid, p_step text, p_attempt int, p_error text, p_http_status int)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_step record;
+  v_dlq_msg_id bigint;
+begin
+  select s.msg_id, s.status, st.queue, r.workflow, r.version, r.correlation_id, s.function into v_step
+  from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
+  where s.run_id = p_run_id and s.name = p_step;
+
+  if v_step.msg_id is not null then
+    perform pgmq.archive(v_step.queue, v_step.msg_id);
+  end if;
+  select pgmq.send('wf_dlq', jsonb_build_object(
+    'run_id', p_run_id, 'workflow', v_step.workflow, 'version', v_step.version, 'step', p_step,
+    'function', v_step.function, 'attempt', p_attempt, 'error', p_error, 'http_status', p_http_status,
+    'correlation_id', v_step.correlation_id, 'failed_at', clock_timestamp()), 0)
+  into v_dlq_msg_id;
+  perform pg_notify('wf', 'wf_dlq');
+
+  update wf.steps s
+  set status = 'dead', dlq_msg_id = v_dlq_msg_id, finished_at = clock_timestamp(), lease_until = null,
+      error = p_error, http_status = p_http_status
+  where s.run_id = p_run_id and s.name = p_step;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, p_step, p_attempt, 'dead', jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
+
+  update wf.runs r
+  set status = 'failed', finished_at = clock_timestamp(), error = p_error, failed_step = p_step
+  where r.id = p_run_id and r.status not in ('completed', 'failed', 'cancelled');
+  if found then
+    perform wf.cancel_open_steps(p_run_id, false, format('step %s is dead', p_step));
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
+  end if;
+end;
+$$;
+
+revoke all on function wf.kill_step(uuid,text,int,text,int) from public;

@@ -1,0 +1,205 @@
+-- wf.normalize_definition: validate a definition and return its steps with every
+-- default applied (keys named as the columns of wf.definition_steps) and the input
+-- variables its templates need: {"steps": [...], "input_vars": [...]}.
+-- Raises SQLSTATE 22023 naming the workflow, the step and the field at fault.
+create or replace function wf.normalize_definition(definition jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_name text;
+  v_where text;
+  v_key text;
+  v_step jsonb;
+  v_place text;
+  v_i int := 0;
+  v_names text[] := '{}'::text[];
+  v_deps text[];
+  v_dep text;
+  v_previous text;
+  v_max_retries int;
+  v_timeout int;
+  v_vt int;
+  v_backoff jsonb;
+  v_vars text[] := '{}'::text[];
+  v_field jsonb;
+  v_remaining text[];
+  v_done text[] := '{}'::text[];
+  v_progress boolean;
+  v_steps jsonb := '[]'::jsonb;
+begin
+  -- guard: the definition is an object with a valid name
+  if definition is null or jsonb_typeof(definition) <> 'object' then
+    perform wf.raise_input_error('definition must be a JSON object');
+  end if;
+  v_name := definition ->> 'name';
+  if jsonb_typeof(definition -> 'name') is distinct from 'string' or v_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+    perform wf.raise_input_error(format('definition.name must match ^[a-z0-9][a-z0-9_.-]{0,62}$, got %s',
+      coalesce(left((definition -> 'name')::text, 80), 'nothing')));
+  end if;
+  v_where := format('workflow %s', v_name);
+
+  for v_key in select jsonb_object_keys(definition) loop
+    if v_key not in ('name', 'description', 'required_fields', 'max_retries', 'timeout_seconds',
+                     'visibility_timeout', 'backoff', 'steps', 'input_schema') then
+      perform wf.raise_input_error(format('%s: unknown key "%s"', v_where, v_key));
+    end if;
+  end loop;
+  if definition ? 'description' and jsonb_typeof(definition -> 'description') not in ('string', 'null') then
+    perform wf.raise_input_error(format('%s: description must be a string', v_where));
+  end if;
+  if definition ? 'input_schema' and jsonb_typeof(definition -> 'input_schema') <> 'object' then
+    perform wf.raise_input_error(format('%s: input_schema must be a JSON Schema object', v_where));
+  end if;
+  if definition ? 'required_fields' then
+    if jsonb_typeof(definition -> 'required_fields') <> 'array'
+       or exists (select 1 from jsonb_array_elements(definition -> 'required_fields') f where jsonb_typeof(f) <> 'string') then
+      perform wf.raise_input_error(format('%s: required_fields must be an array of strings', v_where));
+    end if;
+  end if;
+
+  v_max_retries := wf.int_field(definition, 'max_retries', v_where, 0, 100, 3);
+  v_timeout := wf.int_field(definition, 'timeout_seconds', v_where, 1, 3600, 120);
+  v_vt := wf.int_field(definition, 'visibility_timeout', v_where, 1, 43200, null);
+  v_backoff := wf.check_backoff(definition -> 'backoff', v_where,
+    '{"base_seconds": 5, "factor": 2, "max_seconds": 3600, "jitter": true}');
+
+  if jsonb_typeof(definition -> 'steps') is distinct from 'array' or jsonb_array_length(definition -> 'steps') = 0 then
+    perform wf.raise_input_error(format('%s: steps must be a non-empty array', v_where));
+  end if;
+  if jsonb_array_length(definition -> 'steps') > 200 then
+    perform wf.raise_input_error(format('%s: at most 200 steps, got %s', v_where, jsonb_array_length(definition -> 'steps')));
+  end if;
+
+  -- first pass: names, so that depends_on can name a later step
+  for v_step in select jsonb_array_elements(definition -> 'steps') loop
+    v_place := format('%s: steps[%s]', v_where, v_i);
+    if jsonb_typeof(v_step) <> 'object' then
+      perform wf.raise_input_error(format('%s must be an object', v_place));
+    end if;
+    if jsonb_typeof(v_step -> 'name') is distinct from 'string' or (v_step ->> 'name') !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' then
+      perform wf.raise_input_error(format('%s.name must match ^[A-Za-z_][A-Za-z0-9_]{0,62}$, got %s',
+        v_place, coalesce(left((v_step -> 'name')::text, 80), 'nothing')));
+    end if;
+    if (v_step ->> 'name') = any (v_names) then
+      perform wf.raise_input_error(format('%s: duplicate step name "%s"', v_place, v_step ->> 'name'));
+    end if;
+    v_names := v_names || (v_step ->> 'name');
+    v_i := v_i + 1;
+  end loop;
+
+  v_i := 0;
+  for v_step in select jsonb_array_elements(definition -> 'steps') loop
+    v_place := format('%s: step %s', v_where, v_step ->> 'name');
+    for v_key in select jsonb_object_keys(v_step) loop
+      if v_key not in ('name', 'description', 'function', 'action', 'payload_template', 'on_failure', 'depends_on',
+                       'when', 'delay_seconds', 'max_retries', 'timeout_seconds', 'backoff') then
+        perform wf.raise_input_error(format('%s: unknown key "%s"', v_place, v_key));
+      end if;
+    end loop;
+    if jsonb_typeof(v_step -> 'function') is distinct from 'string' or (v_step ->> 'function') !~ '^[a-z0-9][a-z0-9_-]{0,46}$' then
+      perform wf.raise_input_error(format('%s: function must match ^[a-z0-9][a-z0-9_-]{0,46}$, got %s',
+        v_place, coalesce(left((v_step -> 'function')::text, 80), 'nothing')));
+    end if;
+    if jsonb_typeof(v_step -> 'action') is distinct from 'string' or length(v_step ->> 'action') not between 1 and 200 then
+      perform wf.raise_input_error(format('%s: action must be a non-empty string', v_place));
+    end if;
+    if v_step ? 'on_failure' and (jsonb_typeof(v_step -> 'on_failure') <> 'string'
+                                  or (v_step ->> 'on_failure') not in ('abort', 'continue', 'retry')) then
+      perform wf.raise_input_error(format('%s: on_failure must be "abort", "continue" or "retry", got %s', v_place, v_step -> 'on_failure'));
+    end if;
+    if v_step ? 'payload_template' and jsonb_typeof(v_step -> 'payload_template') <> 'object' then
+      perform wf.raise_input_error(format('%s: payload_template must be a JSON object', v_place));
+    end if;
+    if v_step ? 'description' and jsonb_typeof(v_step -> 'description') <> 'string' then
+      perform wf.raise_input_error(format('%s: description must be a string', v_place));
+    end if;
+    if v_step ? 'when' and jsonb_typeof(v_step -> 'when') <> 'string' then
+      perform wf.raise_input_error(format('%s: when must be a template string', v_place));
+    end if;
+
+    -- dependencies: explicit, or the previous step in list order
+    if v_step ? 'depends_on' then
+      if jsonb_typeof(v_step -> 'depends_on') <> 'array'
+         or exists (select 1 from jsonb_array_elements(v_step -> 'depends_on') d where jsonb_typeof(d) <> 'string') then
+        perform wf.raise_input_error(format('%s: depends_on must be an array of step names', v_place));
+      end if;
+      select coalesce(array_agg(distinct d), '{}') into v_deps from jsonb_array_elements_text(v_step -> 'depends_on') d;
+      foreach v_dep in array v_deps loop
+        if v_dep = v_step ->> 'name' then
+          perform wf.raise_input_error(format('%s: depends_on names the step itself', v_place));
+        end if;
+        if not v_dep = any (v_names) then
+          perform wf.raise_input_error(format('%s: depends_on names unknown step "%s"', v_place, v_dep));
+        end if;
+      end loop;
+    elsif v_previous is null then
+      v_deps := '{}';
+    else
+      v_deps := array[v_previous];
+    end if;
+
+    -- templates: they parse, and collect the input variables they need
+    for v_field in select jsonb_path_query(coalesce(v_step -> 'payload_template', '{}'), 'strict $.** ? (@.type() == "string")') loop
+      v_vars := v_vars || wf.template_vars(v_field #>> '{}', v_place || ': payload_template');
+    end loop;
+    if v_step ? 'when' then
+      v_vars := v_vars || wf.template_vars(v_step ->> 'when', v_place || ': when');
+    end if;
+
+    v_steps := v_steps || jsonb_build_object(
+      'workflow', v_name,
+      'name', v_step ->> 'name',
+      'position', v_i,
+      'function', v_step ->> 'function',
+      'action', v_step ->> 'action',
+      'payload_template', coalesce(v_step -> 'payload_template', '{}'),
+      'when_template', v_step ->> 'when',
+      'depends_on', to_jsonb(v_deps),
+      'on_failure', coalesce(v_step ->> 'on_failure', 'abort'),
+      'max_attempts', wf.int_field(v_step, 'max_retries', v_place, 0, 100, v_max_retries) + 1,
+      'timeout_seconds', wf.int_field(v_step, 'timeout_seconds', v_place, 1, 3600, v_timeout),
+      -- the message stays invisible at least for the call plus a margin; the consumer extends it
+      'visibility_timeout', greatest(coalesce(v_vt, 0), wf.int_field(v_step, 'timeout_seconds', v_place, 1, 3600, v_timeout) + 15),
+      'delay_seconds', wf.int_field(v_step, 'delay_seconds', v_place, 0, 31536000, 0),
+      'backoff', wf.check_backoff(v_step -> 'backoff', v_place, v_backoff));
+    v_previous := v_step ->> 'name';
+    v_i := v_i + 1;
+  end loop;
+
+  -- guard: the dependency graph has no cycle (peel off steps whose dependencies are done)
+  v_remaining := v_names;
+  loop
+    v_progress := false;
+    for v_step in
+      select jsonb_build_object('name', s ->> 'name', 'deps', coalesce(s -> 'depends_on', 'null'), 'i', i)
+      from jsonb_array_elements(definition -> 'steps') with ordinality as t(s, i)
+      where s ->> 'name' = any (v_remaining)
+      order by i
+    loop
+      if v_step -> 'deps' = 'null' then
+        v_deps := case when (v_step ->> 'i')::int = 1 then '{}'
+                       else array[(definition -> 'steps' -> ((v_step ->> 'i')::int - 2)) ->> 'name'] end;
+      else
+        select coalesce(array_agg(d), '{}') into v_deps from jsonb_array_elements_text(v_step -> 'deps') d;
+      end if;
+      if v_deps <@ v_done then
+        v_done := v_done || (v_step ->> 'name');
+        v_remaining := array_remove(v_remaining, v_step ->> 'name');
+        v_progress := true;
+      end if;
+    end loop;
+    exit when cardinality(v_remaining) = 0;
+    if not v_progress then
+      perform wf.raise_input_error(format('%s: depends_on forms a cycle through steps %s', v_where, array_to_string(v_remaining, ', ')));
+    end if;
+  end loop;
+
+  select coalesce(array_agg(distinct v), '{}') into v_vars
+  from (select unnest(v_vars) union all select jsonb_array_elements_text(definition -> 'required_fields')) as t(v);
+  return jsonb_build_object('steps', v_steps, 'input_vars', to_jsonb(v_vars));
+end;
+$$;
+
+revoke all on function wf.normalize_definition(jsonb) from public;

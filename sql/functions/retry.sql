@@ -1,0 +1,57 @@
+-- wf.retry: resume a failed run at its dead and failed steps with fresh attempts;
+-- succeeded steps are not repeated and stale answers stay fenced (attempt numbers go on)
+create or replace function wf.retry(run_id uuid)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_status text;
+  v_step record;
+  v_msg_id bigint;
+  v_queued jsonb := '{}'::jsonb;
+begin
+  if run_id is null then
+    perform wf.raise_input_error('run_id must not be null');
+  end if;
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
+  select r.status into v_status from wf.runs r where r.id = retry.run_id;
+  if not found then
+    raise exception 'unknown run %', run_id using errcode = 'P0002';
+  end if;
+  if v_status <> 'failed' then
+    return false;
+  end if;
+
+  for v_step in
+    select s.name, s.attempt, s.dlq_msg_id, st.queue
+    from wf.steps s join wf.stages st on st.name = s.function
+    where s.run_id = retry.run_id and s.status in ('dead', 'failed')
+  loop
+    if v_step.dlq_msg_id is not null then
+      perform pgmq.archive('wf_dlq', v_step.dlq_msg_id);
+    end if;
+    select pgmq.send(v_step.queue, jsonb_build_object('run_id', run_id, 'step', v_step.name), 0) into v_msg_id;
+    perform pg_notify('wf', v_step.queue);
+    update wf.steps s
+    set status = 'queued', msg_id = v_msg_id, dlq_msg_id = null, attempt_base = s.attempt,
+        queued_at = clock_timestamp(), finished_at = null, error = null, http_status = null
+    where s.run_id = retry.run_id and s.name = v_step.name;
+    v_queued := v_queued || jsonb_build_object(v_step.name, 0);
+  end loop;
+  -- steps cancelled by the failure wait again, with a fresh budget too
+  update wf.steps s set status = 'waiting', finished_at = null, attempt_base = s.attempt
+  where s.run_id = retry.run_id and s.status = 'cancelled';
+
+  update wf.runs r set status = 'running', finished_at = null, error = null, failed_step = null
+  where r.id = retry.run_id;
+  v_queued := v_queued || wf.advance(run_id);
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_retried', jsonb_build_object('queued', v_queued));
+  return true;
+end;
+$$;
+
+revoke all on function wf.retry(uuid) from public;
+grant execute on function wf.retry(uuid) to wf_admin;

@@ -1,0 +1,36 @@
+create or replace view wf.my_runs with (security_invoker = true) as
+select
+  r.id as run_id,
+  r.workflow,
+  r.version,
+  r.status,
+  format('%s/%s', coalesce(s.done, 0), coalesce(s.total, 0)) as progress,
+  r.input,
+  r.correlation_id,
+  r.error,
+  r.failed_step,
+  r.run_at,
+  r.created_at,
+  r.started_at,
+  r.finished_at,
+  r.owner,
+  coalesce(s.steps, '[]') as steps
+from wf.runs r
+left join lateral (
+  select
+    count(*) filter (where st.status in ('succeeded', 'skipped', 'failed')) as done,
+    count(*) as total,
+    jsonb_agg(jsonb_build_object(
+      'name', st.name, 'function', st.function, 'status', st.status, 'attempt', st.attempt,
+      'queued_at', st.queued_at, 'started_at', st.started_at, 'finished_at', st.finished_at,
+      'output', st.output, 'error', st.error)
+      order by st.queued_at nulls last, st.name) as steps
+  from wf.steps st
+  where st.run_id = r.id
+) s on true
+where r.owner = (select wf.auth_uid())
+order by r.created_at desc;
+comment on view wf.my_runs is
+  'For apps: the runs of the signed-in user (owner = auth.uid()), newest first, with progress and steps. Security invoker: row level security applies.';
+
+revoke all on wf.my_runs from public;

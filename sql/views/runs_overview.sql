@@ -1,0 +1,34 @@
+create or replace view wf.runs_overview as
+select
+  r.id as run_id,
+  r.workflow,
+  r.version,
+  r.status,
+  format('%s/%s', agg.done, agg.total) as progress,
+  agg.current_steps,
+  agg.attempts,
+  coalesce(r.error, agg.last_error) as last_error,
+  coalesce(r.failed_step, agg.last_error_step) as failed_step,
+  r.correlation_id,
+  r.created_at,
+  r.started_at,
+  r.finished_at,
+  coalesce(r.finished_at, now()) - r.started_at as duration
+from wf.runs r
+cross join lateral (
+  select
+    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed')) as done,
+    count(*) as total,
+    string_agg(s.name || ' (' || s.status || ')', ', ') filter (where s.status in ('queued', 'running', 'retrying')) as current_steps,
+    coalesce(sum(s.attempt), 0)::int as attempts,
+    (array_agg(s.error order by s.finished_at desc nulls first) filter (where s.error is not null))[1] as last_error,
+    (array_agg(s.name order by s.finished_at desc nulls first) filter (where s.error is not null))[1] as last_error_step
+  from wf.steps s
+  where s.run_id = r.id
+) agg
+order by r.created_at desc;
+comment on view wf.runs_overview is
+  'One row per run, newest first: status, progress (done/total steps), what runs now, attempts, the last error and the step it came from.';
+
+revoke all on wf.runs_overview from public;
+grant select on wf.runs_overview to wf_reader, wf_admin;
