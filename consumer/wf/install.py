@@ -127,8 +127,12 @@ async def _adopt_squashed(conn: asyncpg.Connection, migration: Migration, done: 
 
 
 def _pg_message(exc: asyncpg.PostgresError) -> str:
-    detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
-    return f"{exc.__class__.__name__}: {exc}{detail}"
+    """PostgreSQL's message on one line: class, message, detail and hint."""
+    text = f"{exc.__class__.__name__}: {getattr(exc, 'message', None) or exc}"
+    for extra in ("detail", "hint"):
+        if value := getattr(exc, extra, None):
+            text += f" ({extra}: {value})"
+    return text
 
 
 async def _execute_file(conn: asyncpg.Connection, routine: Routine) -> None:
@@ -184,8 +188,11 @@ async def _apply_views(conn: asyncpg.Connection, catalog: Catalog, todo: list[Ro
             continue
         except _COLUMNS_CHANGED as exc:
             reason = _pg_message(exc)
+        except asyncpg.PostgresError as exc:
+            raise InstallError(f"sql/{view.path}: {_pg_message(exc)}") from exc
         dependents = await conn.fetch(queries.INSTALL_VIEW_DEPENDENTS, f"wf.{view.name}")
-        theirs = [d["name"] for d in dependents if not d["ours"]]
+        ours = {f"wf.{v.name}" for v in catalog.views}
+        theirs = [d["name"] for d in dependents if d["name"] not in ours]
         if theirs:
             raise InstallError(
                 f"sql/{view.path}: wf.{view.name} changes its columns ({reason}) and {', '.join(theirs)} "

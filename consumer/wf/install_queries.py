@@ -79,9 +79,10 @@ with recursive dependents (oid, depth) as (
   join pg_catalog.pg_rewrite r on r.oid = d.objid
   where r.ev_class <> dependents.oid
 )
-select c.oid::regclass::text as name, c.relnamespace = 'wf'::regnamespace as ours, max(dependents.depth) as depth
+select pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) as name, max(dependents.depth) as depth
 from dependents join pg_catalog.pg_class c on c.oid = dependents.oid
-group by c.oid
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+group by c.oid, n.nspname
 """
 INSTALL_HAS_PG_CRON = "select exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron')"
 INSTALL_CAN_CREATE_PG_CRON = """

@@ -30,7 +30,7 @@ begin
     v_delay := greatest(v_step.delay_seconds,
                         coalesce(ceil(extract(epoch from v_step.run_at - clock_timestamp()))::int, 0));
     select pgmq.send(v_step.queue, jsonb_build_object('run_id', p_run_id, 'step', v_step.name), v_delay) into v_msg_id;
-    -- every send wakes the stage's consumers (DESIGN §6), a delayed one too: cheap, and
+    -- every send wakes the stage's consumers (README, "Concepts"), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
     perform pg_notify('wf', v_step.queue);
     update wf.steps s

@@ -3,6 +3,12 @@
 -- per queue. Returns what it queued. Callers hold the runs' locks. wf.advance stays the
 -- path of a single run (enqueue, one answer): for one message pgmq.send and plans made
 -- for the run at hand cost less than the batch machinery.
+--
+-- It keeps one generic plan per statement and session (plan_cache_mode =
+-- force_generic_plan: a custom plan per call re-planned every statement, twice the cost)
+-- and may not scan a table sequentially (enable_seqscan = off): a plan made while the
+-- tables were small would keep its sequential scans for the session, and every access
+-- here goes by key (tests/sql/test_regressions.py checks it).
 create or replace function wf.advance_runs(p_run_ids uuid[])
 returns table (run_id uuid, step text, delay_seconds int)
 language plpgsql
@@ -32,11 +38,11 @@ begin
     ) x
     group by x.queue, x.delay
   loop
-    -- every send wakes the stage's consumers (DESIGN §6), a delayed one too: cheap, and
+    -- every send wakes the stage's consumers (README, "Concepts"), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
     perform pg_notify('wf', v_batch.queue);
     -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th
-    -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (DESIGN §2).
+    -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (tests/sql/test_lint.py).
     return query
     with sent as (
       select array_agg(m.msg_id order by m.msg_id) as msg_ids

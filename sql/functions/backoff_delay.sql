@@ -21,4 +21,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.backoff_delay(jsonb,int) from public;
+revoke all on function wf.backoff_delay(jsonb, int) from public;

@@ -28,5 +28,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.cancel(uuid,text) from public;
-grant execute on function wf.cancel(uuid,text) to wf_admin;
+revoke all on function wf.cancel(uuid, text) from public;
+grant execute on function wf.cancel(uuid, text) to wf_admin;

@@ -28,4 +28,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.cancel_open_steps(uuid,boolean,text) from public;
+revoke all on function wf.cancel_open_steps(uuid, boolean, text) from public;

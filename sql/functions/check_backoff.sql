@@ -50,4 +50,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.check_backoff(jsonb,text,jsonb) from public;
+revoke all on function wf.check_backoff(jsonb, text, jsonb) from public;

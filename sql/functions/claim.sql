@@ -1,6 +1,12 @@
 -- wf.claim: read up to qty messages of a stage and start an attempt for each;
 -- returns what the call needs (the consumer renders payload_template and
 -- when_template over context, then POSTs to the function)
+--
+-- It keeps one generic plan per statement and session (plan_cache_mode =
+-- force_generic_plan: a custom plan per call re-planned every statement, twice the cost)
+-- and may not scan a table sequentially (enable_seqscan = off): a plan made while the
+-- tables were small would keep its sequential scans for the session, and every access
+-- here goes by key (tests/sql/test_regressions.py checks it).
 create or replace function wf.claim(stage text, qty int default 1)
 returns table (
   run_id uuid, step text, attempt int, function text, action text, payload_template jsonb,
@@ -172,5 +178,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.claim(text,int) from public;
-grant execute on function wf.claim(text,int) to wf_worker, wf_admin;
+revoke all on function wf.claim(text, int) from public;
+grant execute on function wf.claim(text, int) to wf_worker, wf_admin;

@@ -27,5 +27,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.complete(uuid,text,int,jsonb) from public;
-grant execute on function wf.complete(uuid,text,int,jsonb) to wf_worker, wf_admin;
+revoke all on function wf.complete(uuid, text, int, jsonb) from public;
+grant execute on function wf.complete(uuid, text, int, jsonb) to wf_worker, wf_admin;

@@ -2,6 +2,12 @@
 -- commit). Each answer is fenced on its own attempt exactly as wf.complete does: an answer
 -- for anything but the step's running attempt, or a second answer for the same attempt,
 -- is recorded as a stale_answer event. Returns how many answers changed a step.
+--
+-- It keeps one generic plan per statement and session (plan_cache_mode =
+-- force_generic_plan: a custom plan per call re-planned every statement, twice the cost)
+-- and may not scan a table sequentially (enable_seqscan = off): a plan made while the
+-- tables were small would keep its sequential scans for the session, and every access
+-- here goes by key (tests/sql/test_regressions.py checks it).
 create or replace function wf.complete_batch(run_ids uuid[], steps text[], attempts int[], outputs jsonb[])
 returns int
 language plpgsql
@@ -140,5 +146,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.complete_batch(uuid[],text[],int[],jsonb[]) from public;
-grant execute on function wf.complete_batch(uuid[],text[],int[],jsonb[]) to wf_worker, wf_admin;
+revoke all on function wf.complete_batch(uuid[], text[], int[], jsonb[]) from public;
+grant execute on function wf.complete_batch(uuid[], text[], int[], jsonb[]) to wf_worker, wf_admin;

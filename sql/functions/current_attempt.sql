@@ -45,4 +45,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.current_attempt(uuid,text,int,text) from public;
+revoke all on function wf.current_attempt(uuid, text, int, text) from public;

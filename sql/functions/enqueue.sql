@@ -101,5 +101,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.enqueue(text,jsonb,text,timestamptz,text) from public;
-grant execute on function wf.enqueue(text,jsonb,text,timestamptz,text) to wf_admin;
+revoke all on function wf.enqueue(text, jsonb, text, timestamptz, text) from public;
+grant execute on function wf.enqueue(text, jsonb, text, timestamptz, text) to wf_admin;

@@ -23,5 +23,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.extend(uuid,text,int,int) from public;
-grant execute on function wf.extend(uuid,text,int,int) to wf_worker, wf_admin;
+revoke all on function wf.extend(uuid, text, int, int) from public;
+grant execute on function wf.extend(uuid, text, int, int) to wf_worker, wf_admin;

@@ -49,5 +49,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.fail(uuid,text,int,text,boolean,int,int) from public;
-grant execute on function wf.fail(uuid,text,int,text,boolean,int,int) to wf_worker, wf_admin;
+revoke all on function wf.fail(uuid, text, int, text, boolean, int, int) from public;
+grant execute on function wf.fail(uuid, text, int, text, boolean, int, int) to wf_worker, wf_admin;

@@ -33,4 +33,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.finish_step(uuid,text,int,text,text,bigint,text,jsonb,text,int,jsonb) from public;
+revoke all on function wf.finish_step(uuid, text, int, text, text, bigint, text, jsonb, text, int, jsonb) from public;

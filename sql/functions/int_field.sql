@@ -21,4 +21,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.int_field(jsonb,text,text,int,int,int) from public;
+revoke all on function wf.int_field(jsonb, text, text, int, int, int) from public;

@@ -41,4 +41,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.kill_step(uuid,text,int,text,int) from public;
+revoke all on function wf.kill_step(uuid, text, int, text, int) from public;

@@ -31,5 +31,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.schedule(text,text,text,jsonb) from public;
-grant execute on function wf.schedule(text,text,text,jsonb) to wf_admin;
+revoke all on function wf.schedule(text, text, text, jsonb) from public;
+grant execute on function wf.schedule(text, text, text, jsonb) to wf_admin;

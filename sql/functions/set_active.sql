@@ -16,4 +16,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.set_active(text,boolean) from public;
+revoke all on function wf.set_active(text, boolean) from public;

@@ -18,5 +18,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.skip(uuid,text,int,text) from public;
-grant execute on function wf.skip(uuid,text,int,text) to wf_worker, wf_admin;
+revoke all on function wf.skip(uuid, text, int, text) from public;
+grant execute on function wf.skip(uuid, text, int, text) to wf_worker, wf_admin;

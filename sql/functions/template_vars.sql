@@ -72,4 +72,4 @@ begin
 end;
 $$;
 
-revoke all on function wf.template_vars(text,text) from public;
+revoke all on function wf.template_vars(text, text) from public;

@@ -1,3 +1,6 @@
+-- wf.dead_letters: the dead steps (each has its message in the wf_dlq queue, dlq_msg_id),
+-- newest first, with the run to wf.retry once the cause is fixed. Read from wf.steps, which
+-- keeps the error and HTTP status the DLQ message only summarises.
 create or replace view wf.dead_letters as
 select
   s.run_id,

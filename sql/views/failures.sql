@@ -1,3 +1,5 @@
+-- wf.failures: the steps that need a look — failed for good, dead, or retrying after an
+-- error — newest first, so `select * from wf.failures limit 20` answers "what is broken".
 create or replace view wf.failures as
 select
   s.run_id,

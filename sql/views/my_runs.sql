@@ -1,3 +1,6 @@
+-- wf.my_runs: the app-facing read path on Supabase. Security invoker (PostgreSQL 15), so the
+-- caller's privileges and row level security apply, and it filters by owner = wf.auth_uid()
+-- on top (defence in depth). `authenticated` gets select on it from wf.grant_app_access().
 create or replace view wf.my_runs with (security_invoker = true) as
 select
   r.id as run_id,

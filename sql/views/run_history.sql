@@ -1,3 +1,4 @@
+-- wf.run_history: a run's whole story in order, straight from the append-only wf.events.
 create or replace view wf.run_history as
 select e.run_id, e.id as seq, e.at, e.step, e.attempt, e.kind, e.detail
 from wf.events e;

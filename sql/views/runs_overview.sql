@@ -1,3 +1,6 @@
+-- wf.runs_overview: one row per run, newest first — the first thing to look at. Progress and
+-- the current steps are computed per run from wf.steps (a run has few steps), so the view
+-- stays cheap with a limit or a filter on run_id, workflow or status.
 create or replace view wf.runs_overview as
 select
   r.id as run_id,

@@ -1,3 +1,6 @@
+-- wf.stage_health: one row per stage (edge function) — queue depth and age from pgmq through
+-- wf.queue_metrics, calls in flight and recent outcomes from wf.events — so a slow or failing
+-- function shows where its own queue backs up.
 create or replace view wf.stage_health as
 with recent as (
   select s.function, e.kind, e.at, (e.detail ->> 'duration_ms')::numeric as duration_ms

@@ -1,3 +1,5 @@
+-- wf.step_timeline: one row per step attempt, reconstructed from wf.events (an attempt is
+-- not a row of its own), with when it was queued, started and finished and how it ended.
 create or replace view wf.step_timeline as
 select
   e.run_id,

@@ -1,3 +1,5 @@
+-- wf.stuck: steps that should have moved and did not — queued longer than stuck_after_seconds
+-- (wf.settings), or running a minute past their lease. wf.tick marks them once in events.
 create or replace view wf.stuck as
 select
   s.run_id,

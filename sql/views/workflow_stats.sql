@@ -1,3 +1,5 @@
+-- wf.workflow_stats: per workflow and version, runs by status, completion and failure rate
+-- and duration: is the new version better than the old one?
 create or replace view wf.workflow_stats as
 select
   r.workflow,

@@ -72,11 +72,13 @@ def test_wf_calls_only_the_pgmq_1_4_4_api(shared_conn):
     assert outside == {}, f"pgmq functions outside the 1.4.4 API: {outside}"
 
 
-def test_migrations_call_only_the_pgmq_1_4_4_api():
-    from wf.resources import migrations
+def test_migrations_and_access_call_only_the_pgmq_1_4_4_api():
+    from wf.catalog import load
 
-    used = {fn for path in migrations() for fn in re.findall(r"\bpgmq\.(\w+)\s*\(", path.read_text())}
-    assert used - PGMQ_144_API == set()
+    catalog = load()
+    texts = [m.text for m in catalog.migrations] + [catalog.access]
+    used = {fn for text in texts for fn in re.findall(r"\bpgmq\.(\w+)\s*\(", text)}
+    assert "create" in used and used - PGMQ_144_API == set()
 
 
 # how many arguments each of those takes in 1.4.4 (delays are whole seconds: no timestamptz

@@ -1,8 +1,16 @@
--- wf 0001: the schema, its tables and the helpers every later migration uses.
+-- wf 0010: the baseline. The tables, indexes and queues of wf 0.1.0, whose migrations
+-- 0001-0009 it squashes: a database that has all of those applied records this one as
+-- applied without running it (see the `squashes` line below, read by the installer).
+--
+-- Migrations hold only tables, columns, indexes, types, queues, backfills and drops of old
+-- signatures; every function lives in sql/functions/, every view in sql/views/, roles,
+-- grants and policies in sql/access.sql (CONTRIBUTING.md, "How the SQL is laid out").
 --
 -- Tables are private: users go through the wf.* functions and views. Hot tables
 -- (steps, runs) keep a low fillfactor and avoid indexes on columns that change,
 -- so most state changes are HOT updates and write little WAL.
+--
+-- squashes: 0001-0009
 
 -- pgmq: the installer provides it (extension or bundled SQL); on Supabase the
 -- extension is enabled here when it is available and missing.
@@ -98,11 +106,16 @@ create table wf.runs (
   finished_at     timestamptz,
   error           text,
   failed_step     text,
-  foreign key (workflow, version) references wf.definitions (workflow, version)
+  foreign key (workflow, version) references wf.definitions (workflow, version),
+  -- the signed-in Supabase user who started the run (null otherwise); its default,
+  -- wf.auth_uid(), is set by sql/access.sql once the function exists
+  owner           uuid
 ) with (fillfactor = 80);
 create unique index runs_idempotency_key on wf.runs (workflow, idempotency_key)
   where idempotency_key is not null;
 create index runs_created_at on wf.runs (created_at);
+-- an app lists its runs newest first: partial, so runs without an owner cost nothing here
+create index runs_owner on wf.runs (owner, created_at) where owner is not null;
 
 create table wf.steps (
   run_id        uuid not null references wf.runs (id) on delete cascade,
@@ -151,59 +164,6 @@ create table wf.schedules (
   input      jsonb not null default '{}',
   created_at timestamptz not null default now()
 );
-
--- wf.uuid7: a time-ordered UUID (RFC 9562 version 7) for run ids, so new runs,
--- their steps and their events land on the right edge of each index instead of
--- touching (and, after a checkpoint, logging whole) pages all over it
-create function wf.uuid7()
-returns uuid
-language sql
-volatile
-set search_path = ''
-as $$
-  select encode(set_byte(set_byte(overlay(r.b placing t.ms from 1 for 6),
-                                  6, (get_byte(r.b, 6) & 15) | 112),   -- version 7
-                         8, (get_byte(r.b, 8) & 63) | 128),            -- variant 10
-                'hex')::uuid
-  from (select uuid_send(gen_random_uuid()) as b) r,
-       (select substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3) as ms) t
-$$;
-
--- wf.raise_input_error: one place that raises a bad-input error (SQLSTATE 22023)
-create function wf.raise_input_error(message text)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-begin
-  raise exception '%', message using errcode = '22023';
-end;
-$$;
-
--- wf.setting: read one operator setting as jsonb
-create function wf.setting(setting_key text)
-returns jsonb
-language sql
-stable
-set search_path = ''
-as $$
-  select s.value from wf.settings s where s.key = setting_key
-$$;
-
--- wf.queue_name: the pgmq queue of a stage; pgmq caps names at 47 characters,
--- so long function names keep a prefix and a hash suffix
-create function wf.queue_name(function_name text)
-returns text
-language sql
-immutable
-strict
-set search_path = ''
-as $$
-  select case
-    when length(function_name) <= 44 then 'wf_' || replace(function_name, '-', '_')
-    else 'wf_' || replace(left(function_name, 35), '-', '_') || '_' || left(md5(function_name), 8)
-  end
-$$;
 
 -- the dead-letter queue: one message per dead step, for people and alerts
 select pgmq.create('wf_dlq');
