@@ -1,4 +1,4 @@
-"""Where the SQL migrations and the workflow templates live, installed or in a checkout."""
+"""Where sql/ (the schema as code, read by wf.catalog) and the workflow templates live, installed or in a checkout."""
 
 from __future__ import annotations
 
@@ -21,8 +21,3 @@ def sql_dir() -> Path:
 
 def templates_dir() -> Path:
     return _find("templates")
-
-
-def migrations() -> list[Path]:
-    """The numbered migrations NNNN_name.sql, in order."""
-    return sorted(sql_dir().glob("[0-9][0-9][0-9][0-9]_*.sql"))
