@@ -158,7 +158,8 @@ async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: In
         await _execute_file(conn, routine)
         if await conn.fetchval(queries.INSTALL_OVERLOADS, routine.name) > 1:
             raise InstallError(f"sql/{routine.path}: wf.{routine.name} now exists with two signatures; a "
-                               f"signature change drops the old one in a migration (drop function wf.{routine.name}(…))")
+                               f"signature change drops the old one in a migration "
+                               f"(drop function wf.{routine.name}(…))")
     await _apply_views(conn, catalog, new_views, report)
     await conn.execute("set local check_function_bodies = on")
     for routine in new_functions:
@@ -168,7 +169,8 @@ async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: In
         await conn.execute(queries.LEDGER_RECORD_ROUTINE, routine.path, routine.kind, routine.checksum)
     await conn.execute(queries.LEDGER_FORGET_ROUTINES, [r.path for r in catalog.routines])
     order = {r.path: i for i, r in enumerate(catalog.routines)}
-    report.routines = sorted({r.path for r in new_functions + new_views} | set(report.rebuilt), key=order.__getitem__)
+    applied = {r.path for r in new_functions + new_views} | set(report.rebuilt)
+    report.routines = sorted(applied, key=order.__getitem__)
     report.stale = await conn.fetchval(queries.INSTALL_STALE_ROUTINES, [f.name for f in catalog.functions],
                                        [v.name for v in catalog.views])
 

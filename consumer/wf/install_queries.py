@@ -53,7 +53,8 @@ select count(*) from pg_catalog.pg_proc p where p.pronamespace = 'wf'::regnamesp
 """
 INSTALL_IS_SQL_FUNCTION = """
 select exists (select 1 from pg_catalog.pg_proc p
-               where p.pronamespace = 'wf'::regnamespace and p.proname = $1 and p.prolang = (select l.oid from pg_catalog.pg_language l where l.lanname = 'sql'))
+               where p.pronamespace = 'wf'::regnamespace and p.proname = $1
+                 and p.prolang = (select l.oid from pg_catalog.pg_language l where l.lanname = 'sql'))
 """
 # functions and views in schema wf that no file defines (an old overload, a dropped file)
 INSTALL_STALE_ROUTINES = """
@@ -71,7 +72,8 @@ INSTALL_VIEW_DEPENDENTS = """
 with recursive dependents (oid, depth) as (
   select distinct r.ev_class, 1
   from pg_catalog.pg_depend d join pg_catalog.pg_rewrite r on r.oid = d.objid
-  where d.classid = 'pg_catalog.pg_rewrite'::regclass and d.refobjid = $1::regclass and r.ev_class <> $1::regclass
+  where d.classid = 'pg_catalog.pg_rewrite'::regclass and d.refobjid = $1::regclass
+    and r.ev_class <> $1::regclass
   union
   select r.ev_class, dependents.depth + 1
   from dependents
@@ -79,7 +81,8 @@ with recursive dependents (oid, depth) as (
   join pg_catalog.pg_rewrite r on r.oid = d.objid
   where r.ev_class <> dependents.oid
 )
-select pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) as name, max(dependents.depth) as depth
+select pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) as name,
+       max(dependents.depth) as depth
 from dependents join pg_catalog.pg_class c on c.oid = dependents.oid
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 group by c.oid, n.nspname

@@ -54,7 +54,8 @@ def routines_sql(catalog: Catalog) -> str:
     parts.append(f"insert into wf.routines (path, kind, checksum) values\n  {routines}\n"
                  f"on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, "
                  f"applied_at = now();")
-    parts.append(f"delete from wf.routines where path <> all (array[{', '.join(_literal(r.path) for r in catalog.routines)}]);")
+    paths = ", ".join(_literal(r.path) for r in catalog.routines)
+    parts.append(f"delete from wf.routines where path <> all (array[{paths}]);")
     return "\n".join(parts) + "\n"
 
 
