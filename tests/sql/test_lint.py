@@ -177,3 +177,35 @@ def test_wf_worker_cannot_touch_the_tables(conn):
     with conn.transaction(), pytest.raises(errors.InsufficientPrivilege):
         conn.execute("set local role wf_worker")
         conn.execute("update wf.steps set status = 'succeeded'")
+
+
+# ---- the layout of sql/ (CONTRIBUTING.md, "How the SQL is laid out") ----------------------
+
+
+def test_every_function_and_view_in_schema_wf_comes_from_its_own_file(shared_conn):
+    from wf.catalog import load
+
+    catalog = load()  # refuses two routines in a file, a name unlike its file, a function in a migration
+    installed = shared_conn.execute(
+        """select array_agg(p.proname::text order by p.proname) as functions,
+                  (select array_agg(c.relname::text order by c.relname) from pg_class c
+                   where c.relnamespace = 'wf'::regnamespace and c.relkind = 'v') as views
+           from pg_proc p where p.pronamespace = 'wf'::regnamespace""").fetchone()
+    assert installed["functions"] == sorted(f.name for f in catalog.functions)
+    assert installed["views"] == sorted(v.name for v in catalog.views)
+
+
+def test_every_routine_file_opens_with_a_header_naming_its_routine():
+    from wf.catalog import load
+
+    missing = [r.path for r in load().routines if not r.text.startswith(f"-- wf.{r.name}")]
+    assert missing == [], "start each file with `-- wf.<name>: what it does and why`"
+
+
+def test_every_routine_file_makes_its_own_grants():
+    from wf.catalog import load
+
+    catalog = load()
+    no_revoke = [f.path for f in catalog.functions if f"revoke all on function wf.{f.name}(" not in f.text]
+    no_grant = [v.path for v in catalog.views if f"revoke all on wf.{v.name} from public" not in v.text]
+    assert (no_revoke, no_grant) == ([], [])
