@@ -1,5 +1,6 @@
 """The `wf` command line. Exit 0 on success, 2 on bad input or usage (one line, no
-traceback), 1 on anything else. Every option also reads a WF_* environment variable."""
+traceback), 1 on anything else; a database error's exit status comes from wf.errors' table.
+Every option also reads a WF_* environment variable."""
 
 from __future__ import annotations
 
@@ -16,16 +17,14 @@ import asyncpg
 import click
 import orjson
 
-from wf import db
+from wf import db, errors, queries
 from wf.definitions import DefinitionFileError, load_definition_files
 
 T = TypeVar("T")
-# SQLSTATEs wf raises for bad input (see README, "Errors"), plus the class of data errors
-_INPUT_SQLSTATES = ("22", "23", "P0002", "55000", "54000", "42883")
 
 
 class BadInput(click.ClickException):
-    exit_code = 2
+    exit_code = errors.EXIT_BAD_INPUT
 
 
 def main() -> None:
@@ -33,13 +32,13 @@ def main() -> None:
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        _fail("aborted", 1)
+        _fail("aborted", errors.EXIT_FAILURE)
     except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        _fail(f"{exc.format_message()}{hint}", 2)
+        _fail(f"{exc.format_message()}{hint}", errors.EXIT_BAD_INPUT)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code if isinstance(code, int) else errors.EXIT_OK)
 
 
 def _fail(message: str, code: int) -> None:
@@ -57,17 +56,16 @@ def _event_loop_run() -> Callable[[Coroutine[Any, Any, T]], T]:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine and turn database errors into the documented exit codes."""
+    """Run a command's coroutine and turn database errors into the documented exit codes (wf.errors)."""
     try:
         return _event_loop_run()(coro)
     except asyncpg.PostgresError as exc:
-        state = exc.sqlstate or ""
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        _fail(message, 2 if state.startswith(_INPUT_SQLSTATES) else 1)
+        _fail(message, errors.exit_code(exc.sqlstate))
     except ValueError as exc:  # asyncpg's verdict on a malformed DSN
-        _fail(f"--dsn: {exc}", 2)
+        _fail(f"--dsn: {exc}", errors.EXIT_BAD_INPUT)
     except (OSError, asyncpg.InterfaceError) as exc:
-        _fail(f"cannot reach the database: {exc}", 1)
+        _fail(f"cannot reach the database: {exc}", errors.EXIT_FAILURE)
     raise AssertionError("unreachable")
 
 
@@ -136,7 +134,7 @@ def install(dsn: str, no_cron: bool) -> None:
     try:
         report = _run(do_install(dsn, cron=not no_cron))
     except InstallError as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), errors.EXIT_FAILURE)
         return
     click.echo(f"pgmq: {report.pgmq}")
     click.echo(f"migrations applied: {', '.join(report.applied) if report.applied else 'none (up to date)'}")
@@ -148,7 +146,7 @@ def install(dsn: str, no_cron: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def define(dsn: str, paths: tuple[Path, ...]) -> None:
     """Load workflow definitions from JSON files or folders; prints name → version."""
-    loaded, errors = load_definition_files(paths)
+    loaded, problems = load_definition_files(paths)
 
     async def store() -> list[tuple[str, str]]:
         conn = await db.connect(dsn)
@@ -156,22 +154,22 @@ def define(dsn: str, paths: tuple[Path, ...]) -> None:
         try:
             for path, definition in loaded:
                 try:
-                    version = await conn.fetchval("select wf.define($1::jsonb)", definition)
+                    version = await conn.fetchval(queries.DEFINE, definition)
                     results.append((definition["name"], f"{version}"))
                 except asyncpg.PostgresError as exc:
-                    if not (exc.sqlstate or "").startswith(_INPUT_SQLSTATES):
+                    if not errors.bad_input(exc.sqlstate):
                         raise
-                    errors.append(DefinitionFileError(path, str(exc)))
+                    problems.append(DefinitionFileError(path, str(exc)))
         finally:
             await conn.close()
         return results
 
     for name, version in _run(store()):
         click.echo(f"{name} → {version}")
-    for error in errors:
-        click.echo(f"wf: {error}", err=True)
-    if errors:
-        sys.exit(2)
+    for problem in problems:
+        click.echo(f"wf: {problem}", err=True)
+    if problems:
+        sys.exit(errors.EXIT_BAD_INPUT)
 
 
 def _parse_input(value: str) -> dict[str, Any]:
@@ -207,8 +205,7 @@ def enqueue(dsn: str, workflow: str, input_: str, key: str | None, run_at: datet
         from datetime import UTC
 
         run_at = run_at.replace(tzinfo=UTC)
-    rows = _run(_fetch(dsn, "select wf.enqueue($1, $2::jsonb, $3, $4, $5) as id", workflow, payload, key, run_at,
-                       correlation_id))
+    rows = _run(_fetch(dsn, queries.ENQUEUE, workflow, payload, key, run_at, correlation_id))
     click.echo(str(rows[0]["id"]))
 
 
@@ -221,7 +218,7 @@ def enqueue(dsn: str, workflow: str, input_: str, key: str | None, run_at: datet
 def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
     """The runs overview, or one run's steps and events."""
     if run_id is None:
-        rows = _run(_fetch(dsn, "select * from wf.runs_overview limit $1", limit))
+        rows = _run(_fetch(dsn, queries.RUNS_OVERVIEW, limit))
         _print_rows(rows, as_json, ["run_id", "workflow", "version", "status", "progress", "current_steps",
                                     "attempts", "last_error", "created_at", "duration"] if not as_json else None)
         return
@@ -230,12 +227,11 @@ def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
     async def one_run() -> dict[str, Any]:
         conn = await db.connect(dsn)
         try:
-            run = await conn.fetchrow("select * from wf.runs_overview where run_id = $1", run_uuid)
+            run = await conn.fetchrow(queries.RUN, run_uuid)
             if run is None:
                 raise BadInput(f"unknown run {run_id}")
-            steps = await conn.fetch("select * from wf.step_timeline where run_id = $1 order by started_at", run_uuid)
-            events = await conn.fetch("select at, step, attempt, kind, detail from wf.run_history where run_id = $1 "
-                                      "order by seq", run_uuid)
+            steps = await conn.fetch(queries.RUN_ATTEMPTS, run_uuid)
+            events = await conn.fetch(queries.RUN_EVENTS, run_uuid)
             return {"run": dict(run), "attempts": [dict(s) for s in steps], "events": [dict(e) for e in events]}
         finally:
             await conn.close()
@@ -269,7 +265,7 @@ def _uuid(value: str) -> Any:
 @json_option
 def stages(dsn: str, as_json: bool) -> None:
     """Stage health: queue depth, in flight, recent successes and failures, latency."""
-    _print_rows(_run(_fetch(dsn, "select * from wf.stage_health")), as_json)
+    _print_rows(_run(_fetch(dsn, queries.STAGE_HEALTH)), as_json)
 
 
 @cli.command()
@@ -277,7 +273,7 @@ def stages(dsn: str, as_json: bool) -> None:
 @json_option
 def dlq(dsn: str, as_json: bool) -> None:
     """Dead letters: steps that failed for good, with the run to retry."""
-    _print_rows(_run(_fetch(dsn, "select * from wf.dead_letters")), as_json)
+    _print_rows(_run(_fetch(dsn, queries.DEAD_LETTERS)), as_json)
 
 
 @cli.command()
@@ -285,9 +281,7 @@ def dlq(dsn: str, as_json: bool) -> None:
 @click.argument("run_id")
 def retry(dsn: str, run_id: str) -> None:
     """Resume a failed run at its dead and failed steps."""
-    # the status comes from the view: wf_admin may not read the private tables
-    rows = _run(_fetch(dsn, "select wf.retry($1) as ok, (select status from wf.runs_overview where run_id = $1) "
-                       "as status", _uuid(run_id)))
+    rows = _run(_fetch(dsn, queries.RETRY, _uuid(run_id)))
     if not rows[0]["ok"]:
         raise BadInput(f"run {run_id} is {rows[0]['status']}, not failed: nothing to retry")
     click.echo(f"run {run_id} resumed")
@@ -299,8 +293,7 @@ def retry(dsn: str, run_id: str) -> None:
 @click.option("--reason", envvar="WF_CANCEL_REASON", show_envvar=True, help="Why (kept in the run's history).")
 def cancel(dsn: str, run_id: str, reason: str | None) -> None:
     """Cancel a run; answers still in flight become no-ops."""
-    rows = _run(_fetch(dsn, "select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "
-                       "where run_id = $1) as status", _uuid(run_id), reason))
+    rows = _run(_fetch(dsn, queries.CANCEL, _uuid(run_id), reason))
     if not rows[0]["ok"]:
         raise BadInput(f"run {run_id} is already {rows[0]['status']}")
     click.echo(f"run {run_id} cancelled")
