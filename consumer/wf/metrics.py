@@ -22,6 +22,16 @@ class Metrics:
                                  registry=self.registry)
 
 
+class LastContact:
+    """When the database last answered (time.monotonic()); /healthz is healthy while that is recent."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def touch(self) -> None:
+        self.at = time.monotonic()
+
+
 class HealthServer:
     """Serves /metrics and /healthz; healthy while the database answered recently."""
 

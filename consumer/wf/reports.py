@@ -1,22 +1,40 @@
-"""Group commit for wf.complete: the answers of many calls in one statement.
+"""Reports: hand each answer to SQL (wf.complete, wf.fail, wf.skip), with group commit for completes.
 
-Idle, an answer goes at once (no added latency). Under load, answers that arrive while a
-batch is in flight wait for the next one, so the database runs one statement and one commit
-for many steps instead of one each (wf.complete_batch: each answer still checked on its own
-attempt, run locks taken in id order like claims, messages archived once per queue).
+A report lost to a dropped connection is retried until the attempt's lease runs out; one the database
+rejects for good (errors.permanent) is logged and dropped. Group commit: idle, an answer goes at once (no
+added latency); under load, answers that arrive while a batch is in flight wait for the next one, so the
+database runs one statement and one commit for many steps instead of one each (wf.complete_batch: each
+answer still checked on its own attempt, run locks taken in id order like claims, messages archived once
+per queue).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
-_BATCH_SQL = "select wf.complete_batch($1::uuid[], $2::text[], $3::int[], $4::jsonb[])"
-_ONE_SQL = "select wf.complete($1, $2, $3, $4)"
+from wf import errors, queries
+from wf.calls import Outcome
+from wf.leases import Leases, seconds_left
+from wf.logs import log
+from wf.metrics import LastContact
+
+_LOGGED_ANSWERS = 10  # a failed batch names at most this many of its answers in the log
+
+
+@dataclass(frozen=True)
+class Skip:
+    """The step's `when` rendered false: wf.skip instead of a call."""
+
+    reason: str
+
+
+def storable(text: str) -> str:
+    """PostgreSQL text cannot hold U+0000, and an error text is quoted from whatever the function sent."""
+    return text.replace("\x00", "\ufffd")
 
 
 @dataclass
@@ -26,6 +44,15 @@ class _Answer:
     attempt: int
     output: Any
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def settle(self, error: BaseException | None = None) -> None:
+        """Wake the waiting report, unless it has stopped waiting (cancelled at shutdown)."""
+        if self.done.done():
+            return
+        if error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(error)
 
 
 class CompleteBatcher:
@@ -56,21 +83,74 @@ class CompleteBatcher:
     async def _send(self, batch: list[_Answer]) -> None:
         if len(batch) > 1:
             try:
-                await self._pool.fetchval(_BATCH_SQL, [a.run_id for a in batch], [a.step for a in batch],
-                                          [a.attempt for a in batch], [a.output for a in batch])
-            except Exception:  # one bad answer must not fail the others: send them one by one
-                pass
+                await self._pool.fetchval(queries.COMPLETE_BATCH, [a.run_id for a in batch],
+                                          [a.step for a in batch], [a.attempt for a in batch],
+                                          [a.output for a in batch])
+            except Exception as exc:  # one bad answer must not fail the others: send them one by one
+                log("complete_batch_failed", level="warning", answers=len(batch),
+                    error=f"{type(exc).__name__}: {exc}", note="sending its answers one by one",
+                    steps=[{"run_id": str(a.run_id), "step": a.step, "attempt": a.attempt}
+                           for a in batch[:_LOGGED_ANSWERS]])
             else:
                 for answer in batch:
-                    with contextlib.suppress(asyncio.InvalidStateError):
-                        answer.done.set_result(None)
+                    answer.settle()
                 return
         for answer in batch:
             try:
-                await self._pool.fetchval(_ONE_SQL, answer.run_id, answer.step, answer.attempt, answer.output)
+                await self._pool.fetchval(queries.COMPLETE, answer.run_id, answer.step, answer.attempt,
+                                          answer.output)
             except Exception as exc:
-                with contextlib.suppress(asyncio.InvalidStateError):
-                    answer.done.set_exception(exc)
+                answer.settle(exc)
             else:
-                with contextlib.suppress(asyncio.InvalidStateError):
-                    answer.done.set_result(None)
+                answer.settle()
+
+
+class Reporter:
+    """Hands one step's answer to SQL; on a lost connection retries until the attempt's lease runs out."""
+
+    def __init__(self, pool: asyncpg.Pool, completes: CompleteBatcher, leases: Leases,
+                 contact: LastContact) -> None:
+        self._pool = pool
+        self._completes = completes
+        self._leases = leases
+        self._contact = contact
+
+    async def report(self, task: asyncpg.Record, outcome: Outcome | Skip) -> None:
+        if isinstance(outcome, Outcome) and outcome.error is not None:
+            outcome = replace(outcome, error=storable(outcome.error))
+        delay = 0.2
+        while True:
+            try:
+                await self._send(task, outcome)
+                self._contact.touch()
+                return
+            except asyncpg.PostgresError as exc:
+                if isinstance(outcome, Outcome) and outcome.ok and errors.refused_value(exc.sqlstate):
+                    # data the database cannot store (e.g. \u0000 in jsonb): a final step error, not a
+                    # dropped report that leaves the step running until its lease runs out
+                    outcome = Outcome(False, error=storable(f"the database refused the output: {exc}"),
+                                      http_status=outcome.http_status)
+                    continue
+                if errors.permanent(exc.sqlstate):
+                    log("report_rejected", level="error", run_id=str(task["run_id"]), step=task["step"],
+                        attempt=task["attempt"], error=str(exc))
+                    return
+                error: Exception = exc
+            except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
+                error = exc
+            if seconds_left(self._leases.until(task)) < 0:
+                log("report_lost", level="warning", run_id=str(task["run_id"]), step=task["step"],
+                    attempt=task["attempt"], error=str(error),
+                    note="the lease ran out: the message comes back and the attempt is recorded as lost")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _send(self, task: asyncpg.Record, outcome: Outcome | Skip) -> None:
+        if isinstance(outcome, Skip):
+            await self._pool.fetchval(queries.SKIP, task["run_id"], task["step"], task["attempt"], outcome.reason)
+        elif outcome.ok:
+            await self._completes.complete(task["run_id"], task["step"], task["attempt"], outcome.output)
+        else:
+            await self._pool.fetchval(queries.FAIL, task["run_id"], task["step"], task["attempt"], outcome.error,
+                                      outcome.retryable, outcome.http_status, outcome.retry_after)

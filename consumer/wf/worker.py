@@ -1,9 +1,15 @@
 """The consumer loop: claim → render → call → report. SQL decides everything else.
 
-One asyncpg pool for claims and reports, one LISTEN connection on channel `wf`
-(a poll every `poll_interval` covers delayed messages, expired leases and missed
-notifications). Side tasks (listener, stage refresh with queue gauges, tick, /metrics) are
-supervised: they log and restart, they never take the loop down.
+The loop claims, per ready stage, as many steps as there is room for, and runs each in its own task
+(wf.step, which reports through wf.reports); wf.wakeups tells it which stages may have work. One asyncpg
+pool serves claims and reports, one more connection LISTENs.
+
+- Side tasks (listener, stage refresh with queue gauges, tick, /metrics) are supervised: they log and
+  restart, they never take the loop down.
+- Each iteration is contained: a failed claim round logs, backs off and goes on; a failed step is
+  reported as a worker error by wf.step.
+- Shutdown is explicit: stop() stops claiming; in-flight steps get `grace` seconds, the rest are
+  cancelled; then the side tasks, the answer batcher, /metrics and the pool close, in that order.
 """
 
 from __future__ import annotations
@@ -13,22 +19,22 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from wf import db
-from wf.calls import Call, Caller, Outcome
+from wf import db, queries
+from wf.calls import Caller
+from wf.leases import Leases
 from wf.logs import log
-from wf.metrics import HealthServer, Metrics
-from wf.render import RenderError, build_context, render_payload, render_when
-from wf.reports import CompleteBatcher
+from wf.metrics import HealthServer, LastContact, Metrics
+from wf.reports import CompleteBatcher, Reporter
+from wf.step import StepRunner
+from wf.wakeups import Stage, Wakeups
 
-# SQLSTATE classes of answers that retrying cannot fix: bad input, unknown names, limits, bugs
-_PERMANENT_SQLSTATE = ("22", "23", "42", "54", "P0")
-_EXTEND_MARGIN = 10.0
+__all__ = ["Stage", "Worker", "WorkerConfig", "run_worker"]
+
+TICK_SECONDS = 60.0
 
 
 @dataclass
@@ -49,45 +55,20 @@ class WorkerConfig:
 
 
 @dataclass
-class Stage:
-    name: str
-    queue: str
-    max_concurrency: int | None
-    in_flight: int = 0
-
-
-@dataclass
-class _Skip:
-    reason: str
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold U+0000, and an error text is quoted from whatever the function sent."""
-    return text.replace("\x00", "\ufffd")
-
-
-@dataclass
 class Worker:
     config: WorkerConfig
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._stages_changed = asyncio.Event()
-        self._stages: dict[str, Stage] = {}
-        self._by_queue: dict[str, str] = {}
-        # queues whose NOTIFY is not ours to serve: the DLQ and the stages --stages leaves out
-        self._ignored_queues: set[str] = {"wf_dlq"}
-        self._ready: set[str] = set()
+        self._contact = LastContact()
+        self._wakeups = Wakeups(self.config.dsn, self.config.stages, self.metrics, self._contact, self._stopping)
+        self._leases = Leases()
         self._tasks: set[asyncio.Task[None]] = set()
         self._side: list[asyncio.Task[None]] = []
-        self._last_db_contact = time.monotonic()
         self._pool: asyncpg.Pool | None = None
-        self._caller: Caller | None = None
-        self._completes: CompleteBatcher | None = None
+        self._steps: StepRunner | None = None
         self._finished = 0  # steps done (reported) so far
-        self._leases: dict[tuple[Any, str, int], datetime] = {}  # until when each claimed step's message is ours
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -96,35 +77,34 @@ class Worker:
         if not self._stopping.is_set():
             log("worker_stopping", in_flight=len(self._tasks), grace_seconds=self.config.grace)
         self._stopping.set()
-        self._wake.set()
+        self._wakeups.wake.set()
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+        self._handle_signals()
         if self.config.stop_requested is not None and self.config.stop_requested():
             self.stop()
         cfg = self.config
-        self._pool = await self._connect_pool()
-        if self._pool is None:
+        pool = self._pool = await self._connect_pool()
+        if pool is None:
             return 0
-        health = HealthServer(self.metrics, lambda: self._last_db_contact)
-        self._completes = CompleteBatcher(self._pool)
+        health = HealthServer(self.metrics, lambda: self._contact.at)
+        completes = CompleteBatcher(pool)
         try:
             async with Caller(cfg.functions_url, cfg.token, cfg.signing_secret, max_connections=cfg.concurrency,
                               max_response_bytes=cfg.max_response_bytes) as caller:
-                self._caller = caller
-                await self._refresh_stages()
+                reporter = Reporter(pool, completes, self._leases, self._contact)
+                self._steps = StepRunner(pool, caller, reporter, self._leases, self.metrics)
+                await self._wakeups.refresh(pool)
                 if cfg.metrics_port is not None:
                     await health.start(cfg.metrics_port)
                 if not cfg.once:
-                    self._supervise("listener", self._listen)
-                    self._supervise("stages", self._refresh_stages_forever)
-                    if not await self._has_cron_tick():
+                    self._supervise("listener", self._wakeups.listen)
+                    self._supervise("stages", lambda: self._wakeups.refresh_forever(pool))
+                    if not await pool.fetchval(queries.TICK_SCHEDULED):
                         self._supervise("tick", self._tick_forever)
-                log("worker_started", stages=sorted(self._stages), concurrency=cfg.concurrency, once=cfg.once)
-                unknown = sorted(set(cfg.stages) - set(self._stages))
+                stages = self._wakeups.stages
+                log("worker_started", stages=sorted(stages), concurrency=cfg.concurrency, once=cfg.once)
+                unknown = sorted(set(cfg.stages) - set(stages))
                 if unknown:
                     log("unknown_stages", level="warning", stages=unknown,
                         note="no workflow calls these functions yet; they are served once one does")
@@ -134,11 +114,19 @@ class Worker:
             for task in self._side:
                 task.cancel()
             await asyncio.gather(*self._side, return_exceptions=True)
-            await self._completes.close()
+            await completes.close()
             await health.stop()
-            await self._pool.close()
+            await pool.close()
         log("worker_stopped")
         return 0
+
+    def _handle_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError) as exc:  # not the main thread, or no signals here
+                log("signal_not_handled", level="warning", signal=sig.name, error=f"{type(exc).__name__}: {exc}")
 
     async def _connect_pool(self) -> asyncpg.Pool | None:
         delay = 0.5
@@ -186,76 +174,15 @@ class Worker:
                 note="their messages come back after the visibility timeout")
             await asyncio.gather(*pending, return_exceptions=True)
 
-    # ---- stages and wake-ups --------------------------------------------
-
-    async def _refresh_stages(self) -> None:
-        """The stages, their per-stage limits and queue depths (through a function a wf_worker login may call)."""
-        assert self._pool is not None
-        rows = await self._pool.fetch("select name, queue, max_concurrency, queue_length from wf.worker_stages()")
-        self._last_db_contact = time.monotonic()
-        wanted = set(self.config.stages)
-        for row in rows:
-            if wanted and row["name"] not in wanted:
-                self._ignored_queues.add(row["queue"])
-                continue
-            self.metrics.queue_depth.labels(row["name"]).set(row["queue_length"])
-            stage = self._stages.get(row["name"])
-            if stage is None:
-                self._stages[row["name"]] = Stage(row["name"], row["queue"], row["max_concurrency"])
-                self._ready.add(row["name"])
-                self._wake.set()
-            else:
-                stage.max_concurrency = row["max_concurrency"]
-            self._by_queue[row["queue"]] = row["name"]
-
-    async def _refresh_stages_forever(self) -> None:
-        """Every 10 s, or at once when a message arrives on a queue we do not know (a new workflow)."""
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stages_changed.wait(), 10)
-            self._stages_changed.clear()
-            await self._refresh_stages()
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, queue: str) -> None:
-        stage = self._by_queue.get(queue)
-        if stage is not None:
-            self._ready.add(stage)
-            self._wake.set()
-        elif queue not in self._ignored_queues:
-            self._stages_changed.set()
-
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(self.config.dsn)
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _c: lost.set())
-        try:
-            await conn.add_listener("wf", self._on_notify)
-            self._ready.update(self._stages)  # anything sent while we were not listening
-            self._wake.set()
-            while not self._stopping.is_set() and not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), 15)
-                if not lost.is_set():
-                    await conn.execute("select 1")  # a dead socket shows itself here
-            if lost.is_set():
-                raise ConnectionError("LISTEN connection lost")
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
-
-    async def _has_cron_tick(self) -> bool:
-        assert self._pool is not None
-        return bool(await self._pool.fetchval("select wf.tick_scheduled()"))
-
     async def _tick_forever(self) -> None:
         """Without pg_cron the workers run the minute job themselves (it is safe to run twice)."""
         assert self._pool is not None
         while not self._stopping.is_set():
-            result = await self._pool.fetchval("select wf.tick()")
-            self._last_db_contact = time.monotonic()
+            result = await self._pool.fetchval(queries.TICK)
+            self._contact.touch()
             if any(result.values()):
                 log("tick", **result)
-            await self._sleep(60)
+            await self._sleep(TICK_SECONDS)
 
     # ---- dispatch -----------------------------------------------------------
 
@@ -266,18 +193,19 @@ class Worker:
         return max(0, min(free, self.config.batch_size))
 
     async def _dispatch(self) -> None:
+        wakeups = self._wakeups
         next_poll = 0.0
         failures = 0
         while not self._stopping.is_set():
             now = time.monotonic()
             if now >= next_poll or self.config.once:
-                self._ready.update(self._stages)
+                wakeups.poll()
                 next_poll = now + self.config.poll_interval
             claimed = 0
             finished_before = self._finished
             try:
-                for stage in list(self._stages.values()):
-                    if stage.name in self._ready and not self._stopping.is_set():
+                for stage in list(wakeups.stages.values()):
+                    if stage.name in wakeups.ready and not self._stopping.is_set():
                         claimed += await self._claim(stage)
                 failures = 0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -294,150 +222,38 @@ class Worker:
                     continue
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            if claimed and any(s.name in self._ready and self._free(s) for s in self._stages.values()):
+            if claimed and any(s.name in wakeups.ready and self._free(s) for s in wakeups.stages.values()):
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - time.monotonic()))
-            self._wake.clear()
+                await asyncio.wait_for(wakeups.wake.wait(), max(0.0, next_poll - time.monotonic()))
+            wakeups.wake.clear()
 
     async def _claim(self, stage: Stage) -> int:
         free = self._free(stage)
         if free == 0:
             return 0
         assert self._pool is not None
-        rows = await self._pool.fetch("select * from wf.claim($1, $2)", stage.name, free)
-        self._last_db_contact = time.monotonic()
+        rows = await self._pool.fetch(queries.CLAIM, stage.name, free)
+        self._contact.touch()
         if len(rows) < free:
-            self._ready.discard(stage.name)
+            self._wakeups.ready.discard(stage.name)
         for row in rows:
             stage.in_flight += 1
             self.metrics.in_flight.labels(stage.name).inc()
-            task = asyncio.create_task(self._execute(stage, row))
+            task = asyncio.create_task(self._run_step(stage, row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    # ---- one step -----------------------------------------------------------
-
-    async def _execute(self, stage: Stage, task: asyncpg.Record) -> None:
-        started = time.perf_counter()
-        outcome: Outcome | _Skip
-        self._leases[_key(task)] = task["visible_until"]
+    async def _run_step(self, stage: Stage, row: asyncpg.Record) -> None:
+        assert self._steps is not None
         try:
-            outcome = await self._perform(task)
-            await self._report(task, outcome)
-        except asyncio.CancelledError:
-            outcome = Outcome(False, error="cancelled at shutdown")
-            raise
-        except Exception as exc:  # containment: one bad step never takes the worker down
-            outcome = Outcome(False, error=f"worker error: {type(exc).__name__}: {exc}", retryable=True)
-            with contextlib.suppress(Exception):
-                await self._report(task, outcome)
+            await self._steps.run(stage.name, row)
         finally:
-            self._leases.pop(_key(task), None)
             stage.in_flight -= 1
             self._finished += 1
             self.metrics.in_flight.labels(stage.name).dec()
-            self._ready.add(stage.name)
-            self._wake.set()
-            self._log_call(stage, task, outcome, time.perf_counter() - started)
-
-    async def _perform(self, task: asyncpg.Record) -> Outcome | _Skip:
-        assert self._caller is not None
-        ctx = build_context(task["context"])
-        try:
-            if not render_when(task["when_template"], ctx, task["step"]):
-                return _Skip(f"when rendered false: {task['when_template']}")
-            payload = render_payload(task["payload_template"], ctx, task["step"])
-        except RenderError as exc:
-            return Outcome(False, error=f"run {task['run_id']}: {exc}", retryable=False)
-        call = Call(str(task["run_id"]), task["step"], task["attempt"], task["function"], task["action"],
-                    payload, float(task["timeout_seconds"]), task["correlation_id"])
-        heartbeat = None
-        if self._seconds_left(self._leases[_key(task)]) < call.timeout_seconds + _EXTEND_MARGIN:
-            heartbeat = asyncio.create_task(self._heartbeat(task))
-        try:
-            return await self._caller.call(call)
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-
-    @staticmethod
-    def _seconds_left(until: datetime) -> float:
-        return (until - datetime.now(UTC)).total_seconds()
-
-    async def _heartbeat(self, task: asyncpg.Record) -> None:
-        """Keep the message invisible while a long call runs (wf.extend)."""
-        assert self._pool is not None
-        extend_by = int(task["timeout_seconds"]) + 15
-        while True:
-            await asyncio.sleep(max(0.5, self._seconds_left(self._leases[_key(task)]) - _EXTEND_MARGIN))
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                if not await self._pool.fetchval("select wf.extend($1, $2, $3, $4)", task["run_id"],
-                                                 task["step"], task["attempt"], extend_by):
-                    return
-                self._leases[_key(task)] = datetime.now(UTC) + timedelta(seconds=extend_by)
-
-    async def _report(self, task: asyncpg.Record, outcome: Outcome | _Skip) -> None:
-        """Hand the answer to SQL; on a lost connection retry until the attempt's lease runs out."""
-        assert self._pool is not None
-        if isinstance(outcome, Outcome) and outcome.error is not None:
-            outcome = replace(outcome, error=_storable(outcome.error))
-        delay = 0.2
-        while True:
-            try:
-                if isinstance(outcome, _Skip):
-                    await self._pool.fetchval("select wf.skip($1, $2, $3, $4)", task["run_id"], task["step"],
-                                              task["attempt"], outcome.reason)
-                elif outcome.ok:
-                    assert self._completes is not None
-                    await self._completes.complete(task["run_id"], task["step"], task["attempt"], outcome.output)
-                else:
-                    await self._pool.fetchval("select wf.fail($1, $2, $3, $4, $5, $6, $7)", task["run_id"],
-                                              task["step"], task["attempt"], outcome.error, outcome.retryable,
-                                              outcome.http_status, outcome.retry_after)
-                self._last_db_contact = time.monotonic()
-                return
-            except asyncpg.PostgresError as exc:
-                if isinstance(outcome, Outcome) and outcome.ok and (exc.sqlstate or "").startswith("22"):
-                    # data the database cannot store (e.g. \u0000 in jsonb): a final step error, not a
-                    # dropped report that leaves the step running until its lease runs out
-                    outcome = Outcome(False, error=_storable(f"the database refused the output: {exc}"),
-                                      http_status=outcome.http_status)
-                    continue
-                if (exc.sqlstate or "").startswith(_PERMANENT_SQLSTATE):
-                    log("report_rejected", level="error", run_id=str(task["run_id"]), step=task["step"],
-                        attempt=task["attempt"], error=str(exc))
-                    return
-                error: Exception = exc
-            except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
-                error = exc
-            if self._seconds_left(self._leases.get(_key(task), task["visible_until"])) < 0:
-                log("report_lost", level="warning", run_id=str(task["run_id"]), step=task["step"],
-                    attempt=task["attempt"], error=str(error),
-                    note="the lease ran out: the message comes back and the attempt is recorded as lost")
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-    def _log_call(self, stage: Stage, task: asyncpg.Record, outcome: Outcome | _Skip, seconds: float) -> None:
-        if isinstance(outcome, _Skip):
-            status, fields = "skipped", {"reason": outcome.reason}
-        elif outcome.ok:
-            status, fields = "succeeded", {}
-        else:
-            status = "retryable_error" if outcome.retryable else "error"
-            fields = {"error": outcome.error}
-        http_status = getattr(outcome, "http_status", None)
-        self.metrics.calls.labels(stage.name, status).inc()
-        self.metrics.duration.labels(stage.name).observe(seconds)
-        log("call", run_id=str(task["run_id"]), step=task["step"], attempt=task["attempt"],
-            function=stage.name, status=status, http_status=http_status,
-            duration_ms=round(seconds * 1000, 1), **fields)
-
-
-def _key(task: asyncpg.Record) -> tuple[Any, str, int]:
-    return task["run_id"], task["step"], task["attempt"]
+            self._wakeups.mark_ready(stage.name)
 
 
 async def run_worker(config: WorkerConfig) -> int:

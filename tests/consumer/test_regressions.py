@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import uuid
@@ -10,8 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from aiohttp import web
 from wf.calls import Call, Caller, parse_retry_after
+from wf.metrics import LastContact, Metrics
 from wf.render import build_context, render_payload
-from wf.worker import Worker, WorkerConfig
+from wf.wakeups import Wakeups
 from wfproc import WF, run_once, wait_final, wait_until
 from wfsql import define, enqueue, events, run_status, step_row
 
@@ -39,7 +41,8 @@ async def local_server() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
 
 async def test_bug_redirect_was_followed_to_another_host(local_server):
     """aiohttp follows redirects by default: a function answering 307 made the worker re-POST the signed
-    body to any URL it named. Calls go only to WF_FUNCTIONS_URL (DESIGN §7): a 3xx is a final error."""
+    body to any URL it named. Calls go only to WF_FUNCTIONS_URL (README, Definition reference: `function`):
+    a 3xx is a final error."""
     hits: list[str] = []
 
     async def elsewhere(request: web.Request) -> web.Response:
@@ -202,11 +205,10 @@ async def test_bug_notify_for_a_stage_left_out_by_stages_refreshed_the_stage_lis
             return [{"name": "echo", "queue": "wf_echo", "max_concurrency": None, "queue_length": 0},
                     {"name": "other", "queue": "wf_other", "max_concurrency": None, "queue_length": 0}]
 
-    worker = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", stages=("echo",)))
-    worker._pool = Pool()  # type: ignore[assignment]
-    await worker._refresh_stages()
+    wakeups = Wakeups("postgresql://unused", ("echo",), Metrics(), LastContact(), asyncio.Event())
+    await wakeups.refresh(Pool())  # type: ignore[arg-type]
     for queue in ("wf_other", "wf_dlq", "wf_echo"):
-        worker._on_notify(None, 0, "wf", queue)
-        assert not worker._stages_changed.is_set(), queue
-    worker._on_notify(None, 0, "wf", "wf_brand_new")
-    assert worker._stages_changed.is_set()
+        wakeups.on_notify(None, 0, "wf", queue)
+        assert not wakeups.stages_changed.is_set(), queue
+    wakeups.on_notify(None, 0, "wf", "wf_brand_new")
+    assert wakeups.stages_changed.is_set()

@@ -1,0 +1,106 @@
+"""One claimed step: render its templates, call its function, report the answer, log one line.
+
+A call longer than what is left of the claim's lease gets a heartbeat (wf.extend) that keeps the message
+invisible while it runs. Whatever goes wrong with one step is contained here: it is reported as a
+retryable worker error and never takes the worker down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from wf import queries
+from wf.calls import Call, Caller, Outcome
+from wf.leases import Leases
+from wf.logs import log
+from wf.metrics import Metrics
+from wf.render import RenderError, build_context, render_payload, render_when
+from wf.reports import Reporter, Skip
+
+EXTEND_MARGIN = 10.0  # seconds before the lease runs out at which the heartbeat extends it
+
+
+class StepRunner:
+    def __init__(self, pool: asyncpg.Pool, caller: Caller, reporter: Reporter, leases: Leases,
+                 metrics: Metrics) -> None:
+        self._pool = pool
+        self._caller = caller
+        self._reporter = reporter
+        self._leases = leases
+        self._metrics = metrics
+
+    async def run(self, stage: str, task: asyncpg.Record) -> None:
+        """Perform and report one claimed step; raises only CancelledError (shutdown)."""
+        started = time.perf_counter()
+        outcome: Outcome | Skip
+        self._leases.hold(task)
+        try:
+            outcome = await self._perform(task)
+            await self._reporter.report(task, outcome)
+        except asyncio.CancelledError:
+            outcome = Outcome(False, error="cancelled at shutdown")
+            raise
+        except Exception as exc:  # containment: one bad step never takes the worker down
+            outcome = Outcome(False, error=f"worker error: {type(exc).__name__}: {exc}", retryable=True)
+            try:
+                await self._reporter.report(task, outcome)
+            except Exception as report_exc:
+                log("report_failed", level="error", run_id=str(task["run_id"]), step=task["step"],
+                    attempt=task["attempt"], error=f"{type(report_exc).__name__}: {report_exc}",
+                    note="the message comes back after the visibility timeout")
+        finally:
+            self._leases.release(task)
+            self._log_call(stage, task, outcome, time.perf_counter() - started)
+
+    async def _perform(self, task: asyncpg.Record) -> Outcome | Skip:
+        ctx = build_context(task["context"])
+        try:
+            if not render_when(task["when_template"], ctx, task["step"]):
+                return Skip(f"when rendered false: {task['when_template']}")
+            payload = render_payload(task["payload_template"], ctx, task["step"])
+        except RenderError as exc:
+            return Outcome(False, error=f"run {task['run_id']}: {exc}", retryable=False)
+        call = Call(str(task["run_id"]), task["step"], task["attempt"], task["function"], task["action"],
+                    payload, float(task["timeout_seconds"]), task["correlation_id"])
+        heartbeat = None
+        if self._leases.seconds_left(task) < call.timeout_seconds + EXTEND_MARGIN:
+            heartbeat = asyncio.create_task(self._heartbeat(task))
+        try:
+            return await self._caller.call(call)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+
+    async def _heartbeat(self, task: asyncpg.Record) -> None:
+        """Keep the message invisible while a long call runs (wf.extend)."""
+        extend_by = int(task["timeout_seconds"]) + 15
+        while True:
+            await asyncio.sleep(max(0.5, self._leases.seconds_left(task) - EXTEND_MARGIN))
+            try:
+                if not await self._pool.fetchval(queries.EXTEND, task["run_id"], task["step"], task["attempt"],
+                                                 extend_by):
+                    return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log("extend_failed", level="warning", run_id=str(task["run_id"]), step=task["step"],
+                    attempt=task["attempt"], error=f"{type(exc).__name__}: {exc}",
+                    seconds_left=round(self._leases.seconds_left(task), 1))
+                continue
+            self._leases.extend(task, extend_by)
+
+    def _log_call(self, stage: str, task: asyncpg.Record, outcome: Outcome | Skip, seconds: float) -> None:
+        if isinstance(outcome, Skip):
+            status, fields = "skipped", {"reason": outcome.reason}
+        elif outcome.ok:
+            status, fields = "succeeded", {}
+        else:
+            status = "retryable_error" if outcome.retryable else "error"
+            fields = {"error": outcome.error}
+        http_status = getattr(outcome, "http_status", None)
+        self._metrics.calls.labels(stage, status).inc()
+        self._metrics.duration.labels(stage).observe(seconds)
+        log("call", run_id=str(task["run_id"]), step=task["step"], attempt=task["attempt"],
+            function=stage, status=status, http_status=http_status,
+            duration_ms=round(seconds * 1000, 1), **fields)
