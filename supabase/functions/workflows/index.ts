@@ -28,9 +28,11 @@
 //                                           (others answer 404 as if unknown); unset: any
 //
 // Errors: {"error": "...", "field"?: "..."} — 400 bad input (naming the field), 401 bad token,
-// 404 unknown run or workflow, 405, 413; 500 only for faults of the server or its set-up.
+// 404 unknown run or workflow, 405, 413; 500 only for faults of the server or its set-up. Which
+// SQLSTATE is which: ./sqlstates.ts (the table of consumer/wf/errors.py, README SQL API).
 import { errors as joseErrors, type JWTPayload, jwtVerify } from "jose";
 import postgres from "postgres";
+import { callerErrorStatus } from "./sqlstates.ts";
 
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
@@ -42,13 +44,6 @@ const MAX_BODY_BYTES = 2 * 1024 * 1024; // wf itself caps the input (setting max
 const DEFAULT_LIMIT = 20;
 const MAX_LIMIT = 100;
 const START_FIELDS = new Set(["workflow", "input", "idempotency_key", "correlation_id"]);
-// wf's SQLSTATEs for a caller's mistake (DESIGN.md §4) → HTTP status; anything else is a 500
-const WF_ERRORS: Record<string, number> = {
-  "22023": 400,
-  "54000": 400,
-  "55000": 400,
-  "P0002": 404,
-};
 const RUN_COLUMNS = [
   "run_id",
   "workflow",
@@ -330,7 +325,7 @@ function route(pathname: string): { routes: Route[]; arg: string } | null {
   return null;
 }
 
-/** The request field a wf error is about: its message names it (DESIGN.md §4). */
+/** The request field a wf error is about: its message names it (README, SQL API). */
 function wfErrorField(code: string, message: string): string {
   if (code === "P0002" || code === "55000") return "workflow";
   return ["idempotency_key", "correlation_id"].find((f) => message.includes(f)) ?? "input";
@@ -370,12 +365,13 @@ export default {
         );
       }
       const code = sqlState(e);
-      if (code && code in WF_ERRORS) {
+      const status = code ? callerErrorStatus(code) : undefined;
+      if (code && status !== undefined) {
         // wf's message names the idempotency key as stored: without the caller's prefix
         const message = user
           ? (e as Error).message.replaceAll(`${user.id}:`, "")
           : (e as Error).message;
-        return json(req, { error: message, field: wfErrorField(code, message) }, WF_ERRORS[code]);
+        return json(req, { error: message, field: wfErrorField(code, message) }, status);
       }
       console.error("workflows:", e);
       return json(req, { error: "internal error" }, 500);
