@@ -1,4 +1,4 @@
-"""POST one step to its edge function and classify the answer (DESIGN §5).
+"""POST one step to its edge function and classify the answer (README, Edge function contract).
 
 aiohttp with one shared connection pool: measured here, one shared httpx.AsyncClient
 collapses under concurrency (its pool scans every pooled connection per request),
@@ -75,7 +75,8 @@ _ENVELOPE_KEYS = {"success", "error", "retryable"}
 
 
 def _failure_text(status: int | None, parsed: Any, body: bytes, fallback: str | None = None) -> str:
-    """The error text, plus a bounded excerpt of the body when it says more than the error (DESIGN §5)."""
+    """The error text, plus a bounded excerpt of the body when it says more than the error
+    (README, Edge function contract)."""
     prefix = f"HTTP {status}: " if status is not None else ""
     contract_error = parsed.get("error") if isinstance(parsed, dict) else None
     if not contract_error:
@@ -86,7 +87,8 @@ def _failure_text(status: int | None, parsed: Any, body: bytes, fallback: str | 
 
 
 def classify(status: int, body: bytes, retry_after: str | None) -> Outcome:
-    """The §5 rules: 2xx + success → output; 5xx, 408, 429, retryable → retry; the rest → final."""
+    """README, Edge function contract: 2xx + success → output; 5xx, 408, 429, retryable → retry; the rest
+    → final."""
     parsed: Any = None
     try:
         parsed = orjson.loads(body) if body else None
@@ -169,7 +171,8 @@ class Caller:
                 data=body,
                 headers=self.headers(call, body),
                 timeout=aiohttp.ClientTimeout(total=call.timeout_seconds),
-                # calls go only to WF_FUNCTIONS_URL (DESIGN §7): a 3xx is an answer, not a new destination
+                # calls go only to WF_FUNCTIONS_URL (README, Definition reference: `function`): a 3xx is an
+                # answer, not a new destination
                 allow_redirects=False,
             ) as response:
                 # read the whole body before trusting the status: a dropped connection shows up here

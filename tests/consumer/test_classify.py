@@ -1,4 +1,4 @@
-"""Answer classification (DESIGN §5) and the call headers, no database, no network."""
+"""Answer classification (README, Edge function contract) and the call headers, no database, no network."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `wf` command line (DESIGN §9), run as users run it: `.venv/bin/wf` in a subprocess.
+"""The `wf` command line (README, Command line), run as users run it: `.venv/bin/wf` in a subprocess.
 Exit 0 on success, 2 on bad input or usage (one line naming the problem, no traceback), 1 otherwise."""
 
 from __future__ import annotations

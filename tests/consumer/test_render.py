@@ -1,4 +1,5 @@
-"""Template rendering (DESIGN §3), no database: JSON types, text, missing data, `when`, the sandbox."""
+"""Template rendering (README, Definition reference), no database: JSON types, text, missing data, `when`,
+the sandbox."""
 
 from __future__ import annotations
 

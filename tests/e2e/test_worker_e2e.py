@@ -113,7 +113,7 @@ def test_earlier_output_reaches_later_payload_with_its_json_type(db, conn, gatew
     assert step_row(conn, run_id, "only_if_failed")["status"] == "skipped"
 
 
-# ---- every failure class of DESIGN §5 ------------------------------------------------------
+# ---- every failure class of README, Edge function contract --------------------------------
 
 
 RETRIED, FINAL = True, False

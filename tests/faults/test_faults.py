@@ -1,5 +1,6 @@
-"""Faults (DESIGN §6, §8): SIGKILL the worker mid-batch, restart PostgreSQL under it, SIGTERM it with
-calls in flight. Afterwards every run is final, no step succeeded twice, nothing is lost.
+"""Faults (README, Concepts and Command line: `wf worker`): SIGKILL the worker mid-batch, restart PostgreSQL
+under it, SIGTERM it with calls in flight. Afterwards every run is final, no step succeeded twice, nothing is
+lost.
 
 Leases are simulated: after a kill the test back-dates the queue's messages (`make_visible`) instead of
 waiting out the visibility timeout (a step's timeout + 15 s)."""

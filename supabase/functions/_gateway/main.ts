@@ -12,7 +12,7 @@
 
 type Handler = { fetch(req: Request): Response | Promise<Response> };
 
-const NAME = /^[a-z0-9][a-z0-9_-]{0,46}$/; // wf's function-name rule (DESIGN.md §7)
+const NAME = /^[a-z0-9][a-z0-9_-]{0,46}$/; // wf's function-name rule (README, Definition reference)
 const PREFIX = "/functions/v1/";
 const root = new URL("../", import.meta.url);
 

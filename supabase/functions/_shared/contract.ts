@@ -1,4 +1,4 @@
-// The wf edge-function contract (DESIGN.md §5), shared by every function in this folder.
+// The wf edge-function contract (README, Edge function contract), shared by every function in this folder.
 //
 // Request:  POST {"action": "...", "payload": {...}}
 // Answer:   {"success": true, "data": {...}} | {"success": false, "error": "...", "retryable"?: true}

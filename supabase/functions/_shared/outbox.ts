@@ -31,7 +31,7 @@ import { CallLog } from "./recorder.ts";
 export type Data = Record<string, unknown>;
 export type Sql = postgres.Sql;
 
-/** Who is calling: the wf headers of the delivery (DESIGN.md §5). */
+/** Who is calling: the wf headers of the delivery (README, Edge function contract). */
 export type Context = {
   function: string;
   action: string;
