@@ -169,36 +169,6 @@ def test_poison_message_is_dead_lettered_by_claim_after_max_attempts(conn):
     assert "no answer after 2 attempts" in dead["message"]["error"]
 
 
-def test_tick_dead_letters_a_running_step_whose_lease_expired_with_no_attempts_left(conn):
-    define(conn, chain(max_retries=0))
-    run_id = enqueue(conn, "chain")
-    claim(conn, "echo")
-    conn.execute("update wf.steps set lease_until = now() - interval '1 second' where run_id = %s", (run_id,))
-    assert conn.execute("select wf.tick() as r").fetchone()["r"]["dead_lettered"] == 1
-    assert step_statuses(conn, run_id) == {"s1": "dead", "s2": "cancelled", "s3": "cancelled"}
-    assert run_status(conn, run_id) == "failed"
-    assert messages(conn, "echo") == []
-    assert [d["message"]["step"] for d in dlq(conn)] == ["s1"]
-    assert ("attempt_lost", 1) in event_kinds(conn, run_id, "s1")
-
-
-def test_tick_leaves_a_running_step_with_attempts_left_for_the_claim(conn):
-    define(conn, chain(max_retries=1))
-    run_id = enqueue(conn, "chain")
-    claim(conn, "echo")
-    conn.execute("update wf.steps set lease_until = now() - interval '1 second' where run_id = %s", (run_id,))
-    assert conn.execute("select wf.tick() as r").fetchone()["r"]["dead_lettered"] == 0
-    assert step_row(conn, run_id, "s1")["status"] == "running"
-
-
-def test_tick_leaves_a_running_step_within_its_lease(conn):
-    define(conn, chain(max_retries=0))
-    run_id = enqueue(conn, "chain")
-    claim(conn, "echo")
-    assert conn.execute("select wf.tick() as r").fetchone()["r"]["dead_lettered"] == 0
-    assert step_row(conn, run_id, "s1")["status"] == "running"
-
-
 def test_claims_of_one_stage_leave_other_stages_alone(conn):
     define(conn, {"name": "two", "steps": [
         {"name": "a", "function": "alpha", "action": "go", "depends_on": []},
@@ -206,4 +176,3 @@ def test_claims_of_one_stage_leave_other_stages_alone(conn):
     enqueue(conn, "two")
     assert [t["step"] for t in claim(conn, "alpha")] == ["a"]
     assert [t["step"] for t in claim(conn, "beta")] == ["b"]
-

@@ -16,7 +16,6 @@ from wfsql import (
     counts,
     define,
     enqueue,
-    event_kinds,
     messages,
     run_status,
     step_statuses,
@@ -176,17 +175,6 @@ def test_scheduled_run_is_claimable_once_its_time_has_come(conn):
     [task] = claim(conn, "echo")
     assert (str(task["run_id"]), task["step"], task["attempt"]) == (run_id, "s1", 1)
     assert run_status(conn, run_id) == "running"
-
-
-def test_tick_promotes_a_due_scheduled_run(conn):
-    define(conn, chain())
-    due = enqueue(conn, "chain", run_at=datetime.now(UTC) + timedelta(hours=1))
-    later = enqueue(conn, "chain", run_at=datetime.now(UTC) + timedelta(hours=2))
-    conn.execute("update wf.runs set run_at = run_at - interval '1 hour' where id = %s", (due,))
-    result = conn.execute("select wf.tick() as r").fetchone()["r"]
-    assert result["promoted"] == 1
-    assert (run_status(conn, due), run_status(conn, later)) == ("pending", "scheduled")
-    assert ("run_due", None) in event_kinds(conn, due)
 
 
 def test_run_at_in_the_past_starts_at_once(conn):

@@ -287,20 +287,3 @@ def test_cancel_or_retry_of_null_is_rejected(shared_conn, fn):
 
 
 # --- retention ----------------------------------------------------------------------------------
-
-
-def test_tick_deletes_finished_runs_past_retention_with_their_history(conn):
-    define(conn, chain(n=1))
-    old, recent, still_open = (enqueue(conn, "chain") for _ in range(3))
-    for task in claim(conn, "echo", 3):
-        if str(task["run_id"]) != still_open:
-            complete(conn, task)
-    conn.execute("update wf.runs set finished_at = now() - interval '31 days' where id = %s", (old,))
-    conn.execute("update wf.runs set created_at = now() - interval '90 days' where id = %s", (still_open,))
-
-    assert conn.execute("select wf.tick() as r").fetchone()["r"]["deleted_runs"] == 1
-    left = conn.execute("select id::text from wf.runs order by id").fetchall()
-    assert sorted(r["id"] for r in left) == sorted([recent, still_open])
-    assert step_statuses(conn, old) == {}
-    assert events(conn, old) == []
-    assert events(conn, recent) != []

@@ -10,7 +10,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from wfsql import chain, claim, complete, define, enqueue
 
-# the pgmq API Supabase ships (pgmq 1.4.4): nothing newer may be called unguarded (DESIGN §2)
+# the pgmq API Supabase ships (pgmq 1.4.4): nothing newer may be called unguarded (README, "Running on Supabase")
 PGMQ_144_API = {"create", "send", "send_batch", "read", "archive", "delete", "set_vt", "metrics",
                 "metrics_all", "list_queues", "purge_queue", "drop_queue"}
 

@@ -1,4 +1,4 @@
-"""The psql dashboard: the views of DESIGN §4, their columns, comments and contents."""
+"""The psql dashboard: the views of README "Views", their columns, comments and contents."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from psycopg import errors
 from wfsql import chain, claim, complete, define, diamond, enqueue, fail, make_visible
 
-# DESIGN §4: the columns each view documents (runs_overview and step_timeline exactly; the
+# README "Views": the columns each view documents (runs_overview and step_timeline exactly; the
 # others at least these)
 DOCUMENTED = {
     "runs_overview": ["run_id", "workflow", "version", "status", "progress", "current_steps", "attempts",
@@ -158,14 +158,6 @@ def test_stuck_lists_a_step_running_past_its_lease(conn):
     [row] = conn.execute("select run_id::text, status, reason from wf.stuck").fetchall()
     assert (row["run_id"], row["status"]) == (run_id, "running")
     assert "lease" in row["reason"]
-
-
-def test_tick_marks_stuck_steps_once(conn):
-    define(conn, chain(n=1))
-    run_id = enqueue(conn, "chain")
-    conn.execute("update wf.steps set queued_at = now() - interval '16 minutes' where run_id = %s", (run_id,))
-    assert conn.execute("select wf.tick() as r").fetchone()["r"]["stuck"] == 1
-    assert conn.execute("select wf.tick() as r").fetchone()["r"]["stuck"] == 0
 
 
 def test_dead_letters_and_failures_list_a_dead_step(conn):
