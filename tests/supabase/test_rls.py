@@ -1,5 +1,6 @@
-"""Run owners and row level security (sql/access.sql, sql/functions/grant_app_access.sql, sql/views/my_runs.sql) on a stand-in for Supabase:
-a signed-in user reads only the runs they own; wf's roles and the hot path see everything."""
+"""Run owners and row level security (sql/access.sql, sql/functions/grant_app_access.sql,
+sql/views/my_runs.sql) on a stand-in for Supabase: a signed-in user reads only the runs they own;
+wf's roles and the hot path see everything."""
 
 from __future__ import annotations
 
