@@ -1,14 +1,10 @@
--- wf access: roles, schema grants, row level security. Re-applied by the installer at every
+-- wf access: schema grants, row level security. Re-applied by the installer at every
 -- install, after the migrations and the routines, so it must be idempotent. Each function
 -- and view file grants on its own object; this file holds what belongs to no one routine.
+-- The roles themselves are made by sql/roles.sql, before anything else.
 --
--- Nothing is granted to public. Three roles carry the grants; give them to login roles:
--- `grant wf_worker to my_worker_login`.
---   wf_reader — the views
---   wf_worker — what the consumer calls (claim, complete, fail, extend, skip, tick)
---   wf_admin  — everything in the API (define, enqueue, cancel, retry, schedules …)
--- The API functions are security definer (with an empty search_path) so these roles need
--- no privileges on the private tables.
+-- Nothing is granted to public. The API functions are security definer (with an empty
+-- search_path) so wf's roles need no privileges on the private tables.
 --
 -- Run owners and row level security, for apps on Supabase:
 -- * wf.runs.owner is filled by the column default wf.auth_uid() (Supabase's auth.uid(), or
@@ -20,18 +16,6 @@
 --   this only says what they would see if an operator granted some). runs_owner /
 --   steps_owner (made by wf.grant_app_access()): Supabase's `authenticated` reads its own runs
 --   and their steps. Nothing can be written through RLS: writes go through wf's functions.
-
-do $$
-declare
-  v_role text;
-begin
-  foreach v_role in array array['wf_reader', 'wf_worker', 'wf_admin'] loop
-    if not exists (select 1 from pg_catalog.pg_roles where rolname = v_role) then
-      execute format('create role %I nologin', v_role);
-    end if;
-  end loop;
-end
-$$;
 
 revoke all on schema wf from public;
 grant usage on schema wf to wf_reader, wf_worker, wf_admin;

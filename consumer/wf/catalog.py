@@ -4,7 +4,8 @@
                                   old signatures; forward-only, checksummed
     sql/functions/<name>.sql      one function wf.<name> per file, `create or replace`
     sql/views/<name>.sql          one view wf.<name> per file, `create or replace`
-    sql/access.sql                roles, schema grants, RLS policies; re-applied every install
+    sql/roles.sql                 wf's roles (cluster-wide); made first, at every install
+    sql/access.sql                schema grants, RLS policies; re-applied every install, last
 
 The installer (wf.install) and the Supabase migrations generator (`python -m wf.catalog`,
 behind scripts/gen-supabase-migrations) both read the schema through this module, so the two
@@ -62,6 +63,7 @@ class Catalog:
     functions: tuple[Routine, ...]  # by name
     views: tuple[Routine, ...]  # in dependency order: a view after the views it reads
     access: str
+    roles: str
 
     @property
     def routines(self) -> tuple[Routine, ...]:
@@ -192,7 +194,8 @@ def load(root: Path | None = None) -> Catalog:
     clash = {f.name for f in functions} & {v.name for v in views}
     if clash:
         raise CatalogError(f"sql/: {', '.join(sorted(clash))} is both a function and a view")
-    access = root / "access.sql"
-    if not access.is_file():
-        raise CatalogError("sql/access.sql is missing")
-    return Catalog(_read_migrations(root), tuple(functions), _dependency_order(views), access.read_text())
+    for name in ("access.sql", "roles.sql"):
+        if not (root / name).is_file():
+            raise CatalogError(f"sql/{name} is missing")
+    return Catalog(_read_migrations(root), tuple(functions), _dependency_order(views),
+                   (root / "access.sql").read_text(), (root / "roles.sql").read_text())

@@ -7,7 +7,7 @@
    in place so that users' triggers and views on them survive; a view whose columns change
    incompatibly is dropped and re-created, together with the wf views reading it, but never
    cascading onto a user's object (the install stops and names it);
-4. sql/access.sql (roles, grants, policies);
+4. sql/access.sql (schema grants, policies), after sql/roles.sql made wf's roles first;
 5. the pg_cron tick job, where pg_cron runs in this database.
 
 Anything that fails rolls the whole install back, with the file's name in the message. A
@@ -135,11 +135,16 @@ def _pg_message(exc: asyncpg.PostgresError) -> str:
     return text
 
 
-async def _execute_file(conn: asyncpg.Connection, routine: Routine) -> None:
+async def _execute_text(conn: asyncpg.Connection, path: str, text: str) -> None:
+    """Run one file of sql/; a failure names it."""
     try:
-        await conn.execute(routine.text)
+        await conn.execute(text)
     except asyncpg.PostgresError as exc:
-        raise InstallError(f"sql/{routine.path}: {_pg_message(exc)}") from exc
+        raise InstallError(f"sql/{path}: {_pg_message(exc)}") from exc
+
+
+async def _execute_file(conn: asyncpg.Connection, routine: Routine) -> None:
+    await _execute_text(conn, routine.path, routine.text)
 
 
 async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: InstallReport) -> None:
@@ -235,12 +240,10 @@ async def install(dsn: str, *, cron: bool = True, dry_run: bool = False, sql: Pa
         try:
             async with conn.transaction():
                 report.pgmq = await _install_pgmq(conn)
+                await _execute_text(conn, "roles.sql", catalog.roles)
                 await _apply_migrations(conn, catalog, report)
                 await _apply_routines(conn, catalog, report)
-                try:
-                    await conn.execute(catalog.access)
-                except asyncpg.PostgresError as exc:
-                    raise InstallError(f"sql/access.sql: {_pg_message(exc)}") from exc
+                await _execute_text(conn, "access.sql", catalog.access)
                 if cron:
                     report.cron = await _schedule_tick(conn)
                 if dry_run:

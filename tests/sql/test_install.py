@@ -5,6 +5,7 @@ Upgrades from 0.1.0 and `supabase db push` are in test_upgrade.py."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -275,3 +276,21 @@ def test_a_database_installed_by_a_newer_wf_is_refused(db):
         c.execute("insert into wf.migrations (version, name, checksum) values (9999, '9999_future.sql', 'x')")
     with pytest.raises(InstallError, match=r"has wf migration 9999_future\.sql, which this wf does not know"):
         install_sync(db, cron=False)
+
+
+def test_roles_are_made_before_any_file_grants_to_them(empty_db, sql_copy):
+    # roles belong to the cluster: a fresh cluster has none of wf's when the routines grant to them
+    role = f"wf_test_{uuid.uuid4().hex[:8]}"
+    with open(sql_copy / "roles.sql", "a") as f:
+        f.write(f"create role {role} nologin;\n")
+    with open(sql_copy / "functions/uuid7.sql", "a") as f:
+        f.write(f"grant execute on function wf.uuid7() to {role};\n")
+    try:
+        install_sync(empty_db, cron=False, sql=sql_copy)
+        with connect(empty_db) as c:
+            assert c.execute("select has_function_privilege(%s, 'wf.uuid7()', 'execute') as ok",
+                             (role,)).fetchone()["ok"]
+    finally:
+        with connect(empty_db) as c:
+            c.execute(f"drop owned by {role}")
+            c.execute(f"drop role if exists {role}")

@@ -3,6 +3,7 @@ each table migration copied once, in version order, and the newest file the rout
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from wf.catalog import load
@@ -21,7 +22,7 @@ def test_a_changed_routine_adds_a_newer_routines_migration_and_keeps_the_old_one
     first = write(catalog, folder)
     assert [p.name.split("_wf_", 1)[1] for p in first] == [*(m.name for m in catalog.migrations), "routines.sql"]
     assert write(catalog, folder) == []
-    changed = catalog.__class__(catalog.migrations, catalog.functions, catalog.views, catalog.access + "\n-- edited\n")
+    changed = dataclasses.replace(catalog, access=catalog.access + "\n-- edited\n")
     assert problems(changed, folder) == [f"{first[-1].name} is not the routines of sql/ today"]
     [second] = write(changed, folder)
     assert second.name > first[-1].name and second.read_text() == routines_sql(changed)
