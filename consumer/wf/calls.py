@@ -2,7 +2,7 @@
 
 aiohttp with one shared connection pool: measured here, one shared httpx.AsyncClient
 collapses under concurrency (its pool scans every pooled connection per request),
-while aiohttp's connector keeps ~9k calls/s on this machine (see README, Benchmarks).
+while aiohttp's connector keeps ~9k calls/s on this machine (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

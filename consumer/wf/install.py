@@ -24,7 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
-from wf import install_queries as queries
+from wf import queries
 from wf.catalog import Catalog, CatalogError, Migration, Routine, load
 
 log = logging.getLogger("wf.install")
@@ -158,7 +158,7 @@ async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: In
     new_functions = [f for f in catalog.functions if changed(f, functions)]
     new_views = [v for v in catalog.views if changed(v, views)]
     # bodies are checked below, once every function and view exists (as pg_dump restores them)
-    await conn.execute("set local check_function_bodies = off")
+    await conn.execute(queries.INSTALL_BODIES_UNCHECKED)
     for routine in new_functions:
         await _execute_file(conn, routine)
         if await conn.fetchval(queries.INSTALL_OVERLOADS, routine.name) > 1:
@@ -166,7 +166,7 @@ async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: In
                                f"signature change drops the old one in a migration "
                                f"(drop function wf.{routine.name}(…))")
     await _apply_views(conn, catalog, new_views, report)
-    await conn.execute("set local check_function_bodies = on")
+    await conn.execute(queries.INSTALL_BODIES_CHECKED)
     for routine in new_functions:
         if await conn.fetchval(queries.INSTALL_IS_SQL_FUNCTION, routine.name):
             await _execute_file(conn, routine)
@@ -205,10 +205,10 @@ async def _apply_views(conn: asyncpg.Connection, catalog: Catalog, todo: list[Ro
                 f"sql/{view.path}: wf.{view.name} changes its columns ({reason}) and {', '.join(theirs)} "
                 f"depend(s) on it; wf never drops your objects: drop them, install, and create them again")
         for dependent in sorted(dependents, key=lambda d: -d["depth"]):
-            await conn.execute(f'drop view {dependent["name"]}')  # restrict: never cascade
+            await conn.execute(queries.INSTALL_DROP_VIEW.format(dependent["name"]))
             pending.add(dependent["name"].removeprefix("wf."))
             report.rebuilt.append(f"views/{dependent['name'].removeprefix('wf.')}.sql")
-        await conn.execute(f"drop view wf.{view.name}")
+        await conn.execute(queries.INSTALL_DROP_VIEW.format(f"wf.{view.name}"))
         report.rebuilt.append(view.path)
         await _execute_file(conn, view)
 
@@ -235,8 +235,8 @@ async def install(dsn: str, *, cron: bool = True, dry_run: bool = False, sql: Pa
     report = InstallReport(dry_run=dry_run)
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("set client_min_messages = warning")
-        await conn.execute("select pg_advisory_lock($1)", _INSTALL_LOCK)
+        await conn.execute(queries.INSTALL_QUIET)
+        await conn.execute(queries.INSTALL_LOCK, _INSTALL_LOCK)
         try:
             async with conn.transaction():
                 report.pgmq = await _install_pgmq(conn)
@@ -253,7 +253,7 @@ async def install(dsn: str, *, cron: bool = True, dry_run: bool = False, sql: Pa
         except asyncpg.PostgresError as exc:
             raise InstallError(_pg_message(exc)) from exc
         finally:
-            await conn.execute("select pg_advisory_unlock($1)", _INSTALL_LOCK)
+            await conn.execute(queries.INSTALL_UNLOCK, _INSTALL_LOCK)
     finally:
         await conn.close()
     for line in report.lines():

@@ -22,7 +22,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wf import install_queries as queries
+from wf import queries
 from wf.catalog import Catalog, load
 
 _FILE = re.compile(r"^(\d{14})_wf_(.+)\.sql$")

@@ -30,6 +30,7 @@ def test_wheel_carries_every_sql_file_and_template(wheel):
 def test_installed_package_finds_and_reads_its_sql_without_the_checkout(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path)
     found = subprocess.run(
-        [sys.executable, "-c", "from wf.resources import sql_dir; from wf.catalog import load; load(); print(sql_dir())"],
+        [sys.executable, "-c", "from wf.resources import sql_dir; from wf.catalog import load; "
+                               "load(); print(sql_dir())"],
         env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert Path(found.stdout.strip()).is_relative_to(tmp_path)
