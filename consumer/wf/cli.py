@@ -126,19 +126,32 @@ def cli() -> None:
 @dsn_option
 @click.option("--no-cron", is_flag=True, envvar="WF_NO_CRON", show_envvar=True,
               help="Do not create the pg_cron job for wf.tick().")
-def install(dsn: str, no_cron: bool) -> None:
-    """Install or upgrade wf: pgmq, the sql/ migrations, the pg_cron tick job. Idempotent."""
+@click.option("--dry-run", is_flag=True, envvar="WF_DRY_RUN", show_envvar=True,
+              help="Print what the install would change, and change nothing.")
+def install(dsn: str, no_cron: bool, dry_run: bool) -> None:
+    """Install or upgrade wf in one transaction: pgmq, pending migrations, the functions and views
+    whose file changed, grants and policies, the pg_cron tick job. Idempotent."""
     from wf.install import InstallError
     from wf.install import install as do_install
 
     try:
-        report = _run(do_install(dsn, cron=not no_cron))
+        report = _run(do_install(dsn, cron=not no_cron, dry_run=dry_run))
     except InstallError as exc:
         _fail(str(exc), errors.EXIT_FAILURE)
         return
-    click.echo(f"pgmq: {report.pgmq}")
-    click.echo(f"migrations applied: {', '.join(report.applied) if report.applied else 'none (up to date)'}")
-    click.echo(f"wf.tick() job: {report.cron}")
+    warnings = [line for line in report.lines() if line.startswith("warning")]
+    if dry_run:
+        changes = [line for line in report.lines() if not line.startswith("warning")]
+        click.echo("\n".join(changes) if changes else "nothing to do: wf is up to date")
+    else:
+        click.echo(f"pgmq: {report.pgmq}")
+        migrations = report.applied + [f"{name} (recorded: its content was already here)" for name in report.adopted]
+        click.echo(f"migrations applied: {', '.join(migrations) if migrations else 'none (up to date)'}")
+        routines = f"{len(report.routines)}: {', '.join(report.routines)}" if report.routines else "none (up to date)"
+        click.echo(f"functions and views applied: {routines}")
+        click.echo(f"wf.tick() job: {report.cron}")
+    for line in warnings:
+        click.echo(line, err=True)
 
 
 @cli.command()

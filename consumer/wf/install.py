@@ -256,8 +256,8 @@ async def install(dsn: str, *, cron: bool = True, dry_run: bool = False, sql: Pa
             await conn.execute(queries.INSTALL_UNLOCK, _INSTALL_LOCK)
     finally:
         await conn.close()
-    for line in report.lines():
-        (log.warning if line.startswith("warning") else log.info)("%s", line)
+    for line in report.lines():  # callers print the report; the log keeps it for libraries
+        log.debug("%s", line)
     return report
 
 

@@ -94,10 +94,27 @@ def test_dsn_falls_back_to_database_url(db):
 def test_install_then_again_is_idempotent(empty_db):
     first = ok(wf("install", "--no-cron", dsn=empty_db))
     assert "pgmq: bundled" in first or "pgmq: extension" in first
-    assert "0001_schema.sql" in first
+    assert "migrations applied: 0010_baseline.sql" in first
+    assert "functions and views applied: 49: functions/activate.sql" in first
     second = ok(wf("install", dsn=empty_db))
-    assert second.splitlines()[:2] == ["pgmq: present", "migrations applied: none (up to date)"]
+    assert second.splitlines()[:3] == ["pgmq: present", "migrations applied: none (up to date)",
+                                       "functions and views applied: none (up to date)"]
     assert "wf.tick() job: absent" in second  # pg_cron serves another database on the test server
+
+
+def test_install_dry_run_prints_what_it_would_do_and_changes_nothing(empty_db):
+    out = ok(wf("install", "--no-cron", "--dry-run", dsn=empty_db)).splitlines()
+    assert out[:3] == ["would install pgmq (bundled)", "would apply migration 0010_baseline.sql",
+                       "would apply functions/activate.sql"]
+    assert ok(wf("install", "--no-cron", dsn=empty_db)).startswith("pgmq: bundled")  # nothing was kept
+    assert ok(wf("install", "--no-cron", "--dry-run", dsn=empty_db)) == "nothing to do: wf is up to date\n"
+
+
+def test_install_warns_about_a_function_no_file_defines(db, conn):
+    conn.execute("create function wf.old_helper() returns int language sql as $$ select 1 $$")
+    result = wf("install", "--no-cron", dsn=db)
+    assert result.returncode == 0
+    assert "warning: wf.old_helper() is in schema wf but no file in sql/ defines it" in result.stderr
 
 
 # ---- define -----------------------------------------------------------------------------------------------------
