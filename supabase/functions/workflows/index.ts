@@ -15,7 +15,8 @@
 // token's `sub` is the user. Each request is one transaction that puts the verified claims in
 // request.jwt.claims, as PostgREST does, so wf records auth.uid() as the run's owner
 // (sql/access.sql, sql/functions/grant_app_access.sql); reads then `set local role
-// authenticated` (when that role exists) and go through wf.my_runs, so row level security filters them, and filter by owner as well.
+// authenticated` (when that role exists) and go through wf.my_runs, so row level security
+// filters them, and filter by owner as well.
 // wf.enqueue runs as the function's own database role, which needs wf_admin (or to own wf) and,
 // on Supabase, membership in `authenticated` (the `postgres` role of SUPABASE_DB_URL has both).
 //
