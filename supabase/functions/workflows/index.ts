@@ -1,4 +1,4 @@
-// The HTTP API for apps (seeds/002): start a workflow and read your own runs.
+// The HTTP API for apps (README, "HTTP API for apps"): start a workflow and read your own runs.
 //
 //   POST /workflows/start     {"workflow", "input"?: {...}, "idempotency_key"?, "correlation_id"?}
 //                             → 201 {"run_id", "workflow", "status", "created_at"} (200 when the
