@@ -86,9 +86,7 @@ def db(pg_server: Server, template_db: str) -> Iterator[str]:
         janitor.drop()
 
 
-@pytest.fixture
-def empty_db(pg_server: Server) -> Iterator[str]:
-    """DSN of a fresh empty database (for installer tests)."""
+def _empty_database(pg_server: Server) -> Iterator[str]:
     name = f"wf_e_{uuid.uuid4().hex[:12]}"
     janitor = pg_server.janitor(name)
     janitor.init()
@@ -96,6 +94,18 @@ def empty_db(pg_server: Server) -> Iterator[str]:
         yield pg_server.dsn(name)
     finally:
         janitor.drop()
+
+
+@pytest.fixture
+def empty_db(pg_server: Server) -> Iterator[str]:
+    """DSN of a fresh empty database (for installer tests)."""
+    yield from _empty_database(pg_server)
+
+
+@pytest.fixture
+def other_empty_db(pg_server: Server) -> Iterator[str]:
+    """A second fresh empty database, for tests that compare two installs."""
+    yield from _empty_database(pg_server)
 
 
 @pytest.fixture(scope="session")

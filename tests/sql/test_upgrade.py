@@ -40,25 +40,12 @@ def fresh_dump(pg_server, empty_db) -> str:
     return schema_dump(empty_db)
 
 
-@pytest.fixture
-def other_db(pg_server) -> str:
-    import uuid
-
-    name = f"wf_o_{uuid.uuid4().hex[:12]}"
-    janitor = pg_server.janitor(name)
-    janitor.init()
-    try:
-        yield pg_server.dsn(name)
-    finally:
-        janitor.drop()
-
-
-def test_upgrade_from_0_1_0_ends_with_the_catalog_of_a_fresh_install(fresh_dump, other_db):
-    install_0_1_0(other_db)
-    report = install_sync(other_db, cron=False)
+def test_upgrade_from_0_1_0_ends_with_the_catalog_of_a_fresh_install(fresh_dump, other_empty_db):
+    install_0_1_0(other_empty_db)
+    report = install_sync(other_empty_db, cron=False)
     assert (report.applied, report.adopted, report.stale) == ([], ["0010_baseline.sql"], [])
-    assert schema_dump(other_db) == fresh_dump
-    assert install_sync(other_db, cron=False).changed is False
+    assert schema_dump(other_empty_db) == fresh_dump
+    assert install_sync(other_empty_db, cron=False).changed is False
 
 
 def supabase_db_push(dsn: str) -> None:
@@ -72,14 +59,14 @@ def supabase_db_push(dsn: str) -> None:
                 c.execute(path.read_text())
 
 
-def test_supabase_db_push_ends_with_the_catalog_of_a_fresh_install(fresh_dump, other_db):
-    supabase_db_push(other_db)
-    assert schema_dump(other_db) == fresh_dump
+def test_supabase_db_push_ends_with_the_catalog_of_a_fresh_install(fresh_dump, other_empty_db):
+    supabase_db_push(other_empty_db)
+    assert schema_dump(other_empty_db) == fresh_dump
 
 
-def test_wf_install_after_supabase_db_push_finds_nothing_to_do(other_db):
-    supabase_db_push(other_db)
-    report = install_sync(other_db, cron=False)
+def test_wf_install_after_supabase_db_push_finds_nothing_to_do(other_empty_db):
+    supabase_db_push(other_empty_db)
+    report = install_sync(other_empty_db, cron=False)
     assert (report.changed, report.lines()) == (False, [])
 
 
@@ -108,11 +95,11 @@ def worker_api(dsn: str) -> list[dict]:
                order by 1""", (WORKER_API_0_1_0,)).fetchall()
 
 
-def test_workers_of_0_1_0_keep_working_through_the_upgrade(empty_db, other_db):
+def test_workers_of_0_1_0_keep_working_through_the_upgrade(empty_db, other_empty_db):
     # rolling upgrade: the functions a 0.1.0 worker calls keep their arguments, results and grants
-    install_0_1_0(other_db)
+    install_0_1_0(other_empty_db)
     install_sync(empty_db, cron=False)
-    assert worker_api(empty_db) == worker_api(other_db)
+    assert worker_api(empty_db) == worker_api(other_empty_db)
     assert [r["proname"] for r in worker_api(empty_db)] == sorted(WORKER_API_0_1_0)
 
 
