@@ -51,6 +51,7 @@ class InstallReport:
     routines: list[str] = field(default_factory=list)  # function and view files (re-)applied
     rebuilt: list[str] = field(default_factory=list)  # views dropped and created again
     stale: list[str] = field(default_factory=list)  # routines in schema wf that no file defines
+    overloaded: list[str] = field(default_factory=list)  # "sig, sig": a file's function, twice
     cron: str = "absent"
     dry_run: bool = False
 
@@ -72,6 +73,8 @@ class InstallReport:
             out.append(f"{would}schedule the pg_cron job {TICK_JOB}")
         out += [f"warning: {name} is in schema wf but no file in sql/ defines it: drop it in a migration "
                 f"(or, if it is yours, move it out of schema wf)" for name in self.stale]
+        out += [f"warning: schema wf has {signatures}, but one file defines one of them: drop the other "
+                f"in a migration" for signatures in self.overloaded]
         return out
 
 
@@ -178,6 +181,7 @@ async def _apply_routines(conn: asyncpg.Connection, catalog: Catalog, report: In
     report.routines = sorted(applied, key=order.__getitem__)
     report.stale = await conn.fetchval(queries.INSTALL_STALE_ROUTINES, [f.name for f in catalog.functions],
                                        [v.name for v in catalog.views])
+    report.overloaded = await conn.fetchval(queries.INSTALL_OVERLOADED_ROUTINES, [f.name for f in catalog.functions])
 
 
 async def _apply_views(conn: asyncpg.Connection, catalog: Catalog, todo: list[Routine],

@@ -124,6 +124,15 @@ select coalesce(array_agg(name order by name), '{}') from (
   where c.relnamespace = 'wf'::regnamespace and c.relkind in ('v', 'm') and c.relname <> all ($2::text[])
 ) stale
 """
+# functions of sql/functions/ that exist with more than one signature: all but one are left over
+INSTALL_OVERLOADED_ROUTINES = """
+select coalesce(array_agg(signatures order by signatures), '{}') from (
+  select string_agg(p.oid::regprocedure::text, ', ' order by p.oid::regprocedure::text) as signatures
+  from pg_catalog.pg_proc p
+  where p.pronamespace = 'wf'::regnamespace and p.proname = any ($1::text[])
+  group by p.proname having count(*) > 1
+) overloaded
+"""
 # every view reading the given one, directly or through others, with its distance from it
 INSTALL_VIEW_DEPENDENTS = """
 with recursive dependents (oid, depth) as (

@@ -294,3 +294,12 @@ def test_roles_are_made_before_any_file_grants_to_them(empty_db, sql_copy):
         with connect(empty_db) as c:
             c.execute(f"drop owned by {role}")
             c.execute(f"drop role if exists {role}")
+
+
+def test_a_second_signature_of_a_wf_function_left_by_hand_is_reported(db):
+    with connect(db) as c:
+        c.execute("create function wf.backoff_delay(n int) returns int language sql as $$ select n $$")
+    report = install_sync(db, cron=False)
+    assert report.overloaded == ["wf.backoff_delay(integer), wf.backoff_delay(jsonb,integer)"]
+    assert report.lines() == ["warning: schema wf has wf.backoff_delay(integer), wf.backoff_delay(jsonb,integer), but "
+                              "one file defines one of them: drop the other in a migration"]
