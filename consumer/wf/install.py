@@ -34,6 +34,10 @@ _INSTALL_LOCK = 0x77660001
 TICK_JOB = "wf-tick"
 TICK_SCHEDULE = "* * * * *"
 TICK_COMMAND = "select wf.tick()"
+# the migrations of the released 0.1.0, which sql/migrations/0010_baseline.sql squashes
+RELEASE_0_1_0 = ("0001_schema.sql", "0002_definitions.sql", "0003_runs.sql", "0004_consumer.sql",
+                 "0005_tick_schedules_triggers.sql", "0006_views.sql", "0007_grants.sql", "0008_owner_rls.sql",
+                 "0009_set_based_hot_path.sql")
 # what a view's `create or replace` raises when its columns change in a way it cannot take
 _COLUMNS_CHANGED = (asyncpg.exceptions.InvalidTableDefinitionError, asyncpg.exceptions.DatatypeMismatchError,
                     asyncpg.exceptions.FeatureNotSupportedError)
@@ -93,6 +97,8 @@ async def _install_pgmq(conn: asyncpg.Connection) -> str:
 async def _apply_migrations(conn: asyncpg.Connection, catalog: Catalog, report: InstallReport) -> None:
     await conn.execute(queries.LEDGER)
     done = {r["version"]: r for r in await conn.fetch(queries.LEDGER_MIGRATIONS)}
+    if not done and await conn.fetchval(queries.INSTALL_HAS_RUNS) and await _adopt_0_1_0_push(conn):
+        done = {r["version"]: r for r in await conn.fetch(queries.LEDGER_MIGRATIONS)}
     if not done and await conn.fetchval(queries.INSTALL_HAS_RUNS):
         raise InstallError("schema wf exists but was not installed by `wf install` or the generated Supabase "
                            "migrations (wf.migrations is empty); drop it or restore wf.migrations")
@@ -116,6 +122,19 @@ async def _apply_migrations(conn: asyncpg.Connection, catalog: Catalog, report: 
             raise InstallError(f"sql/migrations/{migration.name}: {_pg_message(exc)}") from exc
         await conn.execute(queries.LEDGER_RECORD_MIGRATION, migration.version, migration.name, migration.checksum)
         report.applied.append(migration.name)
+
+
+async def _adopt_0_1_0_push(conn: asyncpg.Connection) -> bool:
+    """wf 0.1.0 pushed by `supabase db push` (its supabase/migrations/ were 2026010100NNNN_wf_*.sql,
+    recorded by Supabase, not in wf.migrations) is recorded as 0.1.0, so the baseline adopts it."""
+    if not await conn.fetchval(queries.INSTALL_HAS_SUPABASE_LEDGER):
+        return False
+    pushed = set(await conn.fetchval(queries.INSTALL_SUPABASE_VERSIONS))
+    if not all(f"2026010100{name[:4]}" in pushed for name in RELEASE_0_1_0):
+        return False
+    for name in RELEASE_0_1_0:
+        await conn.execute(queries.LEDGER_RECORD_MIGRATION, int(name[:4]), name, "supabase db push")
+    return True
 
 
 async def _adopt_squashed(conn: asyncpg.Connection, migration: Migration, done: dict) -> None:

@@ -97,6 +97,9 @@ select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n
 INSTALL_PGMQ_AVAILABLE = "select exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgmq')"
 INSTALL_CREATE_PGMQ = "create extension if not exists pgmq"
 INSTALL_HAS_RUNS = "select pg_catalog.to_regclass('wf.runs') is not null"
+# what `supabase db push` recorded (wf 0.1.0 was pushed without wf's own ledger)
+INSTALL_HAS_SUPABASE_LEDGER = "select pg_catalog.to_regclass('supabase_migrations.schema_migrations') is not null"
+INSTALL_SUPABASE_VERSIONS = "select coalesce(array_agg(version::text), '{}') from supabase_migrations.schema_migrations"
 INSTALL_FUNCTION_NAMES = """
 select coalesce(array_agg(p.proname::text), '{}') from pg_catalog.pg_proc p
 where p.pronamespace = 'wf'::regnamespace

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from legacy import install_0_1_0
+from legacy import install_0_1_0, migrations_0_1_0
 from pgmq.install import get_embedded_install_sql
 from psycopg.rows import dict_row
-from wf.install import InstallError, install_sync
+from wf.install import RELEASE_0_1_0, InstallError, install_sync
 from wfsql import chain, claim, complete, complete_batch, define, enqueue, run_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,3 +123,25 @@ def test_an_install_older_than_0_1_0_is_refused_with_what_to_do(empty_db):
     with pytest.raises(InstallError, match=r"has wf migrations 0001, 0002, 0003 but not 0004, .* upgrade it with "
                                            r"the wf release that has them \(0.1.0\) first"):
         install_sync(empty_db, cron=False)
+
+
+def test_0_1_0_pushed_by_supabase_db_push_upgrades_to_the_catalog_of_a_fresh_install(fresh_dump, other_empty_db):
+    # 0.1.0's supabase/migrations/ were its sql/ files named 2026010100NNNN_wf_<name>.sql; Supabase
+    # records the versions it pushed in supabase_migrations.schema_migrations, wf.migrations stays empty
+    with psycopg.connect(other_empty_db, autocommit=True) as c:
+        c.execute("set client_min_messages = warning")
+        c.execute(get_embedded_install_sql())
+        c.execute("create schema supabase_migrations; "
+                  "create table supabase_migrations.schema_migrations (version text primary key, name text)")
+        for path in migrations_0_1_0():
+            with c.transaction():
+                c.execute(path.read_text())
+                c.execute("insert into supabase_migrations.schema_migrations values (%s, %s)",
+                          (f"2026010100{path.name[:4]}", f"wf_{path.name[5:-4]}"))
+    report = install_sync(other_empty_db, cron=False)
+    assert report.adopted == ["0010_baseline.sql"]
+    assert schema_dump(other_empty_db) == fresh_dump
+
+
+def test_the_installer_knows_the_migrations_of_0_1_0_by_name():
+    assert tuple(p.name for p in migrations_0_1_0()) == RELEASE_0_1_0
