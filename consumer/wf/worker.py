@@ -65,6 +65,9 @@ class Worker:
         self._wakeups = Wakeups(self.config.dsn, self.config.stages, self.metrics, self._contact, self._stopping)
         self._leases = Leases()
         self._tasks: set[asyncio.Task[None]] = set()
+        # slots taken: freed by the step itself before it wakes the dispatcher (a task leaves
+        # _tasks only in its done callback, after the dispatcher may already have looked)
+        self._busy = 0
         self._side: list[asyncio.Task[None]] = []
         self._pool: asyncpg.Pool | None = None
         self._steps: StepRunner | None = None
@@ -187,7 +190,7 @@ class Worker:
     # ---- dispatch -----------------------------------------------------------
 
     def _free(self, stage: Stage) -> int:
-        free = self.config.concurrency - len(self._tasks)
+        free = self.config.concurrency - self._busy
         if stage.max_concurrency is not None:
             free = min(free, stage.max_concurrency - stage.in_flight)
         return max(0, min(free, self.config.batch_size))
@@ -238,6 +241,7 @@ class Worker:
         if len(rows) < free:
             self._wakeups.ready.discard(stage.name)
         for row in rows:
+            self._busy += 1
             stage.in_flight += 1
             self.metrics.in_flight.labels(stage.name).inc()
             task = asyncio.create_task(self._run_step(stage, row))
@@ -250,6 +254,8 @@ class Worker:
         try:
             await self._steps.run(stage.name, row)
         finally:
+            # guard: the slot is free before anyone is told so (a lost wake-up otherwise)
+            self._busy -= 1
             stage.in_flight -= 1
             self._finished += 1
             self.metrics.in_flight.labels(stage.name).dec()

@@ -212,3 +212,28 @@ async def test_bug_notify_for_a_stage_left_out_by_stages_refreshed_the_stage_lis
         assert not wakeups.stages_changed.is_set(), queue
     wakeups.on_notify(None, 0, "wf", "wf_brand_new")
     assert wakeups.stages_changed.is_set()
+
+
+async def test_bug_a_finished_step_woke_the_dispatcher_before_its_slot_was_free():
+    # the step's `finally` woke the dispatcher, but its slot was freed later, by the task's done
+    # callback: the dispatcher saw no free slot, claimed nothing and slept until the next poll
+    from wf.wakeups import Stage
+    from wf.worker import Worker, WorkerConfig
+
+    worker = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", concurrency=1))
+    stage = worker._wakeups.stages["echo"] = Stage("echo", "wf_echo", None)
+
+    class Steps:
+        async def run(self, _stage: str, _row: object) -> None:
+            await asyncio.sleep(0)
+
+    class Pool:
+        async def fetch(self, _query: str, *_args: object) -> list[dict]:
+            return [{"run_id": uuid.uuid4(), "step": "s1", "attempt": 1}]
+
+    worker._steps, worker._pool = Steps(), Pool()
+    assert await worker._claim(stage) == 1
+    assert worker._free(stage) == 0
+    worker._wakeups.wake.clear()
+    await worker._wakeups.wake.wait()  # resumes exactly as the dispatcher does when the step ends
+    assert worker._free(stage) == 1
