@@ -318,6 +318,9 @@ def cancel(dsn: str, run_id: str, reason: str | None) -> None:
               type=click.IntRange(1, 2000), help="Calls in flight at most, over all stages.")
 @click.option("--stages", "stage_list", default="", envvar="WF_STAGES", show_envvar=True,
               help="Comma-separated stages (function names) to serve; all when empty.")
+@click.option("--claim-ahead", type=click.IntRange(0, 1000), envvar="WF_CLAIM_AHEAD", show_envvar=True,
+              help="Steps claimed beyond the free slots, started the moment a slot frees, so calls in "
+                   "flight stay at --concurrency while work is queued. Default: concurrency / 4.")
 @click.option("--once", is_flag=True, envvar="WF_ONCE", show_envvar=True,
               help="Drain what is ready now, then exit.")
 @click.option("--grace", default=30.0, show_default=True, envvar="WF_GRACE", show_envvar=True,
@@ -328,8 +331,8 @@ def cancel(dsn: str, run_id: str, reason: str | None) -> None:
               type=click.FloatRange(0.05, 60), help="Seconds between polls (LISTEN wakes the worker sooner).")
 @click.option("--functions-url", envvar="WF_FUNCTIONS_URL", show_envvar=True, required=True,
               help="Base URL of the edge functions, e.g. https://<ref>.supabase.co/functions/v1")
-def worker(dsn: str, concurrency: int, stage_list: str, once: bool, grace: float, metrics_port: int | None,
-           poll_interval: float, functions_url: str) -> None:
+def worker(dsn: str, concurrency: int, stage_list: str, claim_ahead: int | None, once: bool, grace: float,
+           metrics_port: int | None, poll_interval: float, functions_url: str) -> None:
     """Run the consumer. Secrets come only from the environment: WF_FUNCTIONS_TOKEN (bearer
     token) and WF_SIGNING_SECRET (Standard Webhooks signing secret, optional)."""
     # a stop asked for while the worker still starts up is honoured once it runs
@@ -348,6 +351,7 @@ def worker(dsn: str, concurrency: int, stage_list: str, once: bool, grace: float
         token=os.environ.get("WF_FUNCTIONS_TOKEN") or None,
         signing_secret=os.environ.get("WF_SIGNING_SECRET") or None,
         concurrency=concurrency,
+        claim_ahead=claim_ahead,
         stages=tuple(s.strip() for s in stage_list.split(",") if s.strip()),
         once=once,
         grace=grace,

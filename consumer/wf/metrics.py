@@ -20,6 +20,34 @@ class Metrics:
         self.in_flight = Gauge("wf_in_flight", "Calls in flight by stage", ["stage"], registry=self.registry)
         self.queue_depth = Gauge("wf_queue_depth", "Messages in the stage's queue", ["stage"],
                                  registry=self.registry)
+        self.idle_slots = Counter("wf_worker_idle_slot_seconds", "Slot-seconds with no call in the slot",
+                                  registry=self.registry)
+        self.stall = Counter("wf_worker_stall_seconds",
+                             "Slot-seconds with no call in the slot while a stage had messages ready",
+                             registry=self.registry)
+        self.claimed_ahead = Gauge("wf_worker_claimed_ahead", "Steps claimed and waiting for a free slot",
+                                   registry=self.registry)
+
+
+class SlotClock:
+    """Integrates free slots over time: all of it is idle, and it is a stall while work was ready
+    (a stage that may have messages). Updated whenever the slots or the ready state change."""
+
+    def __init__(self, metrics: Metrics, slots: int) -> None:
+        self._metrics = metrics
+        self._slots = slots
+        self._at = time.monotonic()
+        self._free = slots
+        self._ready = False
+
+    def update(self, busy: int, ready: bool) -> None:
+        now = time.monotonic()
+        free_seconds = self._free * (now - self._at)
+        if free_seconds > 0:
+            self._metrics.idle_slots.inc(free_seconds)
+            if self._ready:
+                self._metrics.stall.inc(free_seconds)
+        self._at, self._free, self._ready = now, max(0, self._slots - busy), ready
 
 
 class LastContact:

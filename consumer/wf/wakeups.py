@@ -30,7 +30,8 @@ class Stage:
     name: str
     queue: str
     max_concurrency: int | None
-    in_flight: int = 0
+    in_flight: int = 0  # calls running
+    ahead: int = 0  # claimed, waiting for a free slot
 
 
 class Wakeups:

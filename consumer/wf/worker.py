@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -27,9 +28,9 @@ from wf import db, queries
 from wf.calls import Caller
 from wf.leases import Leases
 from wf.logs import log
-from wf.metrics import HealthServer, LastContact, Metrics
+from wf.metrics import HealthServer, LastContact, Metrics, SlotClock
 from wf.reports import CompleteBatcher, Reporter
-from wf.step import StepRunner
+from wf.step import EXTEND_MARGIN, StepRunner
 from wf.wakeups import Stage, Wakeups
 
 __all__ = ["Stage", "Worker", "WorkerConfig", "run_worker"]
@@ -50,6 +51,8 @@ class WorkerConfig:
     metrics_port: int | None = None
     poll_interval: float = 1.0
     batch_size: int = 32
+    # steps claimed beyond the free slots, started the moment a slot frees (None: concurrency // 4)
+    claim_ahead: int | None = None
     max_response_bytes: int = 1_048_576
     stop_requested: Callable[[], bool] | None = None  # a signal that came before the loop's handlers
 
@@ -68,6 +71,11 @@ class Worker:
         # slots taken: freed by the step itself before it wakes the dispatcher (a task leaves
         # _tasks only in its done callback, after the dispatcher may already have looked)
         self._busy = 0
+        # claimed ahead: started by a finishing step in its own slot, without waiting for a claim
+        self._ahead: deque[tuple[Stage, asyncpg.Record]] = deque()
+        self._ahead_limit = (self.config.claim_ahead if self.config.claim_ahead is not None
+                             else max(1, self.config.concurrency // 4))
+        self._slots = SlotClock(self.metrics, self.config.concurrency)
         self._side: list[asyncio.Task[None]] = []
         self._pool: asyncpg.Pool | None = None
         self._steps: StepRunner | None = None
@@ -167,14 +175,17 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _drain(self) -> None:
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=self.config.grace)
+        """In-flight calls, and the claimed-ahead steps they hand their slots to, finish within the
+        grace period; what is left is cancelled and comes back after its visibility timeout."""
+        deadline = time.monotonic() + self.config.grace
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        pending = set(self._tasks)
         for task in pending:
             task.cancel()
-        if pending:
-            log("grace_expired", level="warning", cancelled=len(pending),
-                note="their messages come back after the visibility timeout")
+        if pending or self._ahead:
+            log("grace_expired", level="warning", cancelled=len(pending), not_started=len(self._ahead),
+                note="their messages come back after the visibility timeout, as lost attempts")
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _tick_forever(self) -> None:
@@ -190,9 +201,11 @@ class Worker:
     # ---- dispatch -----------------------------------------------------------
 
     def _free(self, stage: Stage) -> int:
-        free = self.config.concurrency - self._busy
+        """How many steps of the stage to claim now: the free slots plus the claim-ahead room,
+        never past the stage's own limit (claimed-ahead steps count against it)."""
+        free = self.config.concurrency + self._ahead_limit - self._busy - len(self._ahead)
         if stage.max_concurrency is not None:
-            free = min(free, stage.max_concurrency - stage.in_flight)
+            free = min(free, stage.max_concurrency - stage.in_flight - stage.ahead)
         return max(0, min(free, self.config.batch_size))
 
     async def _dispatch(self) -> None:
@@ -217,6 +230,7 @@ class Worker:
                 log("claim_failed", level="warning", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
                 await self._sleep(delay)
                 continue
+            self._slots.update(self._busy, bool(wakeups.ready))
             if self.config.once and claimed == 0:
                 # a step that finished during this round may have queued one in a stage already looked at
                 if not self._tasks:
@@ -241,25 +255,61 @@ class Worker:
         if len(rows) < free:
             self._wakeups.ready.discard(stage.name)
         for row in rows:
-            self._busy += 1
-            stage.in_flight += 1
-            self.metrics.in_flight.labels(stage.name).inc()
-            task = asyncio.create_task(self._run_step(stage, row))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if self._busy < self.config.concurrency:
+                self._start(stage, row, waited=False)
+            else:
+                stage.ahead += 1
+                self._ahead.append((stage, row))
+        self.metrics.claimed_ahead.set(len(self._ahead))
         return len(rows)
 
-    async def _run_step(self, stage: Stage, row: asyncpg.Record) -> None:
+    def _start(self, stage: Stage, row: asyncpg.Record, *, waited: bool) -> None:
+        self._busy += 1
+        stage.in_flight += 1
+        self.metrics.in_flight.labels(stage.name).inc()
+        self._slots.update(self._busy, bool(self._wakeups.ready))
+        task = asyncio.create_task(self._run_step(stage, row, waited))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_ahead(self) -> None:
+        """A slot is free: the next claimed-ahead step takes it at once."""
+        while self._ahead and self._busy < self.config.concurrency:
+            stage, row = self._ahead.popleft()
+            stage.ahead -= 1
+            self._start(stage, row, waited=True)
+        self.metrics.claimed_ahead.set(len(self._ahead))
+
+    async def _run_step(self, stage: Stage, row: asyncpg.Record, waited: bool) -> None:
         assert self._steps is not None
         try:
+            if waited and not await self._lease_holds(row):
+                return
             await self._steps.run(stage.name, row)
         finally:
-            # guard: the slot is free before anyone is told so (a lost wake-up otherwise)
+            # guard: the slot is free, and taken by the next claimed-ahead step, before anyone is
+            # told so (a lost wake-up otherwise)
             self._busy -= 1
             stage.in_flight -= 1
             self._finished += 1
             self.metrics.in_flight.labels(stage.name).dec()
+            self._start_ahead()
+            self._slots.update(self._busy, bool(self._wakeups.ready))
             self._wakeups.mark_ready(stage.name)
+
+    async def _lease_holds(self, row: asyncpg.Record) -> bool:
+        """A step that waited for its slot near the end of its lease gets the lease extended first;
+        if the attempt is no longer current (its message came back), it is not called."""
+        if self._leases.seconds_left(row) >= EXTEND_MARGIN:
+            return True
+        assert self._pool is not None
+        extend_by = int(row["timeout_seconds"]) + 15
+        if await self._pool.fetchval(queries.EXTEND, row["run_id"], row["step"], row["attempt"], extend_by):
+            self._leases.extend(row, extend_by)
+            return True
+        log("claimed_ahead_lost", level="warning", run_id=str(row["run_id"]), step=row["step"],
+            attempt=row["attempt"], note="it waited past its lease; the next claim records the lost attempt")
+        return False
 
 
 async def run_worker(config: WorkerConfig) -> int:

@@ -220,7 +220,8 @@ async def test_bug_a_finished_step_woke_the_dispatcher_before_its_slot_was_free(
     from wf.wakeups import Stage
     from wf.worker import Worker, WorkerConfig
 
-    worker = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", concurrency=1))
+    worker = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", concurrency=1,
+                                 claim_ahead=0))
     stage = worker._wakeups.stages["echo"] = Stage("echo", "wf_echo", None)
 
     class Steps:

@@ -88,6 +88,26 @@ def test_sigkill_mid_batch_then_a_new_worker_loses_nothing(db, conn, start_worke
     assert not conn.execute("select 1 from wf.steps where status <> 'succeeded'").fetchall()
 
 
+def test_steps_claimed_ahead_and_not_started_when_the_worker_dies_come_back_as_lost_attempts(
+        db, conn, start_worker):
+    """Claim-ahead starts the attempt at the claim (the step shows as running): a worker killed before
+    calling it leaves a lost attempt, exactly like a call in flight; the next claim records it."""
+    define(conn, slow_chain("ahead", steps=1, ms=5000))
+    runs = [enqueue(conn, "ahead") for _ in range(3)]
+    worker = start_worker(db, "--concurrency", "1", "--claim-ahead", "2", "--poll-interval", "0.2")
+    # one call in flight (concurrency 1) and two more claimed: three attempts started
+    wait_until(lambda: count_steps(conn, "running") == 3, 15, "one call and two steps claimed ahead", worker.tail)
+    worker.kill()
+    wait_until(lambda: settled(conn), 10, "the dead worker's last statements to end")
+    make_visible(conn, "misbehave")
+    conn.execute("update wf.definition_steps set payload_template = '{\"ms\": 10}' where workflow = 'ahead'")
+    statuses = wait_final(conn, runs, 30, start_worker(db, *WORKER_ARGS))
+    assert set(statuses.values()) == {"completed"}
+    assert_each_step_succeeded_once(conn, runs, 1)
+    assert event_count(conn, "attempt_lost") == 3
+    assert {r["attempt"] for r in conn.execute("select attempt from wf.steps").fetchall()} == {2}
+
+
 def test_a_lease_that_runs_out_mid_call_makes_the_late_answer_stale(db, conn, start_worker):
     """Worker A's call outlives its lease; worker B claims attempt 2 and answers. A's answer comes back
     late: it is recorded as `stale_answer` and changes nothing, and the step succeeds once."""
