@@ -18,6 +18,10 @@ _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_tr
 # `{{-` and `-}}` are Jinja's whitespace control, not part of the expression (`{{-n}}` is n, not -n)
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{-?(?P<expr>(?:(?!\{\{|\}\}).)*?)-?\}\}\s*$", re.S)
 _FALSE_WORDS = {"", "0", "false", "no", "off", "none", "null"}
+# a plain path (`n`, `input.email`, `steps.create.output.id`): looked up without Jinja, the most
+# common template by far; anything else, or a path Jinja would read differently, goes to Jinja
+_PLAIN_PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
+_MISSING = object()
 
 
 class RenderError(ValueError):
@@ -52,12 +56,42 @@ def _native(value: Any) -> Any:
     return str(value)
 
 
+@lru_cache(maxsize=4096)
+def _plain_path(expr: str) -> tuple[str, ...] | None:
+    match = _PLAIN_PATH.match(expr)
+    return tuple(match.group(1).split(".")) if match else None
+
+
+def _lookup(path: tuple[str, ...], ctx: dict[str, Any]) -> Any:
+    """The value at a plain path, as Jinja finds it; _MISSING where Jinja might not read it the
+    same way (a missing key, something that is not a dict, a key that is also a dict method)."""
+    value: Any = ctx
+    for i, key in enumerate(path):
+        if not isinstance(value, dict) or (i and hasattr(dict, key)):
+            return _MISSING
+        value = value.get(key, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _single(source: str) -> str | None:
+    single = _SINGLE_EXPRESSION.match(source)
+    return single.group("expr") if single else None
+
+
 def _render_string(source: str, ctx: dict[str, Any]) -> Any:
     if "{" not in source:
         return source
-    single = _SINGLE_EXPRESSION.match(source)
-    if single:
-        return _native(_expression(single.group("expr"))(**ctx))
+    expr = _single(source)
+    if expr is not None:
+        path = _plain_path(expr)
+        if path is not None:
+            value = _lookup(path, ctx)
+            if value is not _MISSING:
+                return _native(value)
+        return _native(_expression(expr)(**ctx))
     return _template(source).render(ctx)
 
 

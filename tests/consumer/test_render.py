@@ -169,3 +169,29 @@ def test_rendering_does_not_change_the_template():
     template = {"a": "{{ n }}", "b": ["{{ ok }}"]}
     render(template)
     assert template == {"a": "{{ n }}", "b": ["{{ ok }}"]}
+
+
+# ---- plain paths are looked up without Jinja, with Jinja's answer ----------------------------------------
+
+PLAIN_CONTEXT = build_context({
+    "input": {"n": 7, "email": "a@b.c", "flag": False, "none": None, "nested": {"items": [1, 2], "x": {"y": 1.5}},
+              "keys": "a key named like a dict method", "list": [1, {"a": 2}]},
+    "steps": {"create": {"output": {"id": "t-1", "items": {"k": 1}, "deep": {"v": [True]}}}},
+    "run": {"id": "r-1"}})
+
+
+@pytest.mark.parametrize("expr", [
+    "n", "email", "flag", "none", "nested", "nested.x.y", "input.n", "input.nested.x", "steps.create.output.id",
+    "steps.create.output.deep", "run.id", "keys", "input.keys", "nested.items", "steps.create.output.items",
+    "list", " n ", "input.list"])
+def test_a_plain_path_renders_exactly_as_jinja_renders_it(expr):
+    from wf.render import _expression, _native
+
+    assert render_payload({"v": f"{{{{{expr}}}}}"}, PLAIN_CONTEXT, "s") == {
+        "v": _native(_expression(expr)(**PLAIN_CONTEXT))}
+
+
+@pytest.mark.parametrize("expr", ["missing", "input.missing", "n.x", "steps.nope.output"])
+def test_a_plain_path_to_nothing_fails_as_jinja_fails(expr):
+    with pytest.raises(RenderError, match=r"undefined|has no attribute"):
+        render_payload({"v": f"{{{{ {expr} }}}}"}, PLAIN_CONTEXT, "s")
