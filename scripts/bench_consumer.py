@@ -1,35 +1,80 @@
 """End-to-end benchmark of the wf worker (run by scripts/bench).
 
 Phases, all against the same PostgreSQL and the same Deno no-op function:
-1. ceiling: a raw loop with the same concurrency — pgmq read → the same HTTP POST with
-   aiohttp → archive + send the next message in one transaction;
-2. throughput: N runs of a 3-step workflow drained by `wf worker --concurrency C`, timed
-   from its first claim to its last answer; WAL bytes and write transactions per step
-   measured over this phase;
-3. idle latency: single runs enqueued one at a time with the worker idle (LISTEN);
+1. throughput, in rounds alternating a ceiling and the worker on the same work (N runs of a
+   3-step workflow), at concurrency 16 (`--rounds` pairs, the headline) and 64, and at concurrency
+   16 with `--big-runs` runs:
+   - ceiling: a batched raw pgmq loop — one reader keeps C calls in flight, reading as many
+     messages as slots are free; the same HTTP POST with aiohttp; answers archived and their
+     next steps sent (send_batch) in one transaction per flushed batch;
+   - wf: `wf worker --concurrency C`, timed from its first claim to its last answer. Measured
+     over that window: WAL bytes and write transactions per step; CPU time of the worker, the
+     Deno gateway and PostgreSQL (psutil, process trees) per step; the worker's
+     wf_worker_stall_seconds_total (slot-seconds free while a stage had messages ready) and
+     wf_worker_idle_slot_seconds_total from its /metrics;
+2. idle latency: single runs enqueued one at a time with the worker idle (LISTEN);
    enqueue → first call answered, and enqueue → run finished;
-4. memory: the worker's peak RSS with 200 calls in flight (a function that sleeps).
+3. memory: the worker's peak RSS with 200 calls in flight (a function that sleeps).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
 import orjson
+from bench_procs import CpuSampler, free_port, scrape_counters, tree_cpu
 from wf import db
 from wf.install import install
 
 STEPS = 3
 REPO = Path(__file__).resolve().parents[1]
+# the ceiling's answers are flushed by one lane taking everything waiting: the fastest of the
+# shapes tried (1, 2 or 4 lanes; batches of 64 or unbounded; separate batch loops; slots held
+# until the flush) on this machine
+FLUSH_LANES = 1
+FLUSH_BATCH = 1000
+STALL = "wf_worker_stall_seconds_total"
+IDLE_SLOTS = "wf_worker_idle_slot_seconds_total"
+
+
+@dataclass
+class Measure:
+    steps: int
+    seconds: float
+    wal_per_step: float
+    commits_per_step: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process tree over the window
+    stall: float = math.nan  # slot-seconds
+    idle_slots: float = math.nan
+
+    @property
+    def rate(self) -> float:
+        return self.steps / self.seconds
+
+    @property
+    def cpu_ms_per_step(self) -> float:
+        return sum(self.cpu.values()) * 1000 / self.steps
+
+    @property
+    def stall_ms_per_1k(self) -> float:
+        return self.stall * 1000 / self.steps * 1000
+
+    def cpu_text(self) -> str:
+        parts = ", ".join(f"{name} {seconds * 1000 / self.steps:.2f}" for name, seconds in self.cpu.items())
+        return f"{self.cpu_ms_per_step:.2f} CPU ms/step ({parts})"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -45,44 +90,113 @@ async def counters(conn: asyncpg.Connection) -> tuple[int, int]:
     return int(row["next_xid"]), int(row["wal"])
 
 
-async def ceiling(dsn: str, url: str, token: str, runs: int, concurrency: int, tag: str) -> float:
-    """Steps/s of the raw loop: the most this machine gives for this shape of work."""
+async def ceiling(dsn: str, url: str, token: str, runs: int, concurrency: int, tag: str,
+                  procs: dict[str, int]) -> Measure:
+    """Steps/s of a raw pgmq loop doing the same work: the most this machine gives for it.
+
+    One reader keeps `concurrency` calls in flight: as soon as slots are free it reads as many
+    messages (`pgmq.read(queue, 30, free)`) and starts a call for each; a slot is free again when
+    its call has answered (its message stays invisible until the flush archives it). Answers are
+    group-committed: a flush lane takes every answer waiting and archives them and sends their next
+    steps (`pgmq.archive` with the ids, `pgmq.send_batch`) in one statement, one transaction.
+    """
     conn = await db.connect(dsn)
     queue = f"bench_ceiling_{tag}"
     await conn.execute("select pgmq.create($1)", queue)
     await conn.execute("select pgmq.send($2, jsonb_build_object('run', n, 'step', 0)) "
                        "from generate_series(1, $1) n", runs, queue)
-    await conn.close()
-    pool = await db.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    await conn.execute("checkpoint")
+    commits0, wal0 = await counters(conn)
+    pool = await db.create_pool(dsn, min_size=1 + FLUSH_LANES, max_size=1 + FLUSH_LANES)
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    total = runs * STEPS
+    answers: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+    wake = asyncio.Event()  # a slot freed, or a flush sent new messages
+    state = {"busy": 0, "flushed": 0, "sends": 0}
+    finished = asyncio.Event()  # every step flushed, or a call failed
+    failures: list[str] = []
+    calls: set[asyncio.Task[None]] = set()
 
-    async def loop(session: aiohttp.ClientSession) -> None:
-        idle = 0
-        while idle < 3:
-            rows = await pool.fetch("select msg_id, message from pgmq.read($1, 30, 1)", queue)
-            if not rows:
-                idle += 1
-                await asyncio.sleep(0.01)
-                continue
-            idle = 0
-            msg = rows[0]
-            body = orjson.dumps({"action": "go", "payload": msg["message"]})
+    async def call(session: aiohttp.ClientSession, msg_id: int, message: dict[str, Any]) -> None:
+        body = orjson.dumps({"action": "go", "payload": message})
+        try:
             async with session.post(f"{url}/noop", data=body, headers=headers) as response:
                 await response.read()
-            # archive + send the next in one statement: one round trip, one transaction
-            step = msg["message"]["step"]
-            await pool.execute(
-                "select pgmq.archive($5, $1::bigint), "
-                "(select pgmq.send($5, $4::jsonb) where $2::int < $3::int)",
-                msg["msg_id"], step + 1, STEPS, {"run": msg["message"]["run"], "step": step + 1}, queue)
+        except aiohttp.ClientError as exc:
+            failures.append(f"the ceiling's call failed: {type(exc).__name__}: {exc}")
+            finished.set()
+            return
+        if response.status != 200:
+            failures.append(f"the ceiling's call answered HTTP {response.status}")
+            finished.set()
+            return
+        state["busy"] -= 1
+        wake.set()
+        answers.put_nowait((msg_id, message))
+
+    async def read(session: aiohttp.ClientSession) -> None:
+        drained_at = -1  # the flush count at which a read found the queue empty
+        while not finished.is_set():
+            wake.clear()
+            free = concurrency - state["busy"]
+            if free > 0 and drained_at != state["sends"]:
+                sends = state["sends"]
+                rows = await pool.fetch("select msg_id, message from pgmq.read($1, 30, $2)", queue, free)
+                for row in rows:
+                    state["busy"] += 1
+                    task = asyncio.create_task(call(session, row["msg_id"], row["message"]))
+                    calls.add(task)
+                    task.add_done_callback(calls.discard)
+                if len(rows) < free:
+                    drained_at = sends
+                continue
+            await wake.wait()
+
+    async def flush() -> None:
+        while True:
+            batch = [await answers.get()]
+            while len(batch) < FLUSH_BATCH and not answers.empty():
+                batch.append(answers.get_nowait())
+            following = [{"run": m["run"], "step": m["step"] + 1} for _, m in batch if m["step"] + 1 < STEPS]
+            ids = [msg_id for msg_id, _ in batch]
+            if following:  # send_batch refuses an empty array
+                await pool.execute("select (select count(*) from pgmq.archive($1, $2::bigint[])), "
+                                   "(select count(*) from pgmq.send_batch($1, $3::jsonb[]))", queue, ids, following)
+            else:
+                await pool.execute("select count(*) from pgmq.archive($1, $2::bigint[])", queue, ids)
+            state["flushed"] += len(batch)
+            state["sends"] += 1
+            wake.set()
+            if state["flushed"] >= total:
+                finished.set()
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
+        cpu0 = {name: tree_cpu(pid) for name, pid in procs.items()}
         started = time.perf_counter()
-        await asyncio.gather(*(loop(session) for _ in range(concurrency)))
+        lanes = [asyncio.create_task(flush()) for _ in range(FLUSH_LANES)]
+        reader = asyncio.create_task(read(session))
+        waiting = asyncio.create_task(finished.wait())
+        done, _ = await asyncio.wait([waiting, reader, *lanes], timeout=900, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            failures.append(f"the ceiling did not finish within 900s ({state['flushed']} of {total} steps)")
         seconds = time.perf_counter() - started
+        cpu1 = {name: tree_cpu(pid) for name, pid in procs.items()}
+        for task in [waiting, reader, *lanes, *calls]:
+            task.cancel()
+        await asyncio.gather(waiting, reader, *lanes, *calls, return_exceptions=True)
+        for task in done:
+            if task is not waiting:
+                task.result()  # a failed reader or lane ends the benchmark with its error
+        if failures:
+            raise SystemExit(f"bench: {failures[0]}")
     await pool.close()
-    return runs * STEPS / seconds
+    await asyncio.sleep(0.5)
+    commits1, wal1 = await counters(conn)
+    await conn.close()
+    return Measure(steps=total, seconds=seconds, wal_per_step=(wal1 - wal0) / total,
+                   commits_per_step=(commits1 - commits0) / total,
+                   cpu={name: cpu1[name] - cpu0[name] for name in cpu0})
 
 
 def start_worker(dsn: str, url: str, token: str, concurrency: int, *extra: str) -> subprocess.Popen[bytes]:
@@ -91,19 +205,21 @@ def start_worker(dsn: str, url: str, token: str, concurrency: int, *extra: str) 
                             env=env, stdout=subprocess.DEVNULL)
 
 
-async def wait_finished(conn: asyncpg.Connection, workflow: str, runs: int, timeout: float = 600) -> None:
+async def wait_finished(conn: asyncpg.Connection, workflow: str, created: datetime.datetime, runs: int,
+                        timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = await conn.fetchval("select count(*) from wf.runs where workflow = $1 and status = 'completed'",
-                                   workflow)
+        # the round's runs only (one enqueue statement: one created_at), through its index
+        done = await conn.fetchval("select count(*) from wf.runs where created_at = $1 and workflow = $2 "
+                                   "and status = 'completed'", created, workflow)
         if done >= runs:
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     raise SystemExit(f"bench: {workflow} did not finish within {timeout}s")
 
 
-async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int,
-                     tag: str) -> tuple[float, float, float]:
+async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int, tag: str,
+                     procs: dict[str, int]) -> Measure:
     workflow = f"bench-{tag}"
     conn = await db.connect(dsn)
     await conn.fetchval("select wf.define($1::jsonb)", {"name": workflow, "steps": [
@@ -112,25 +228,35 @@ async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int
     # checkpoint first: rows written after it cost page-init records, not full-page images,
     # as in steady state where work is enqueued and processed within one checkpoint cycle
     await conn.execute("checkpoint")
-    await conn.execute("select wf.enqueue($2, jsonb_build_object('n', n)) from generate_series(1, $1) n",
-                       runs, workflow)
+    created = await conn.fetchval(
+        "with e as (select wf.enqueue($2, jsonb_build_object('n', n)) from generate_series(1, $1) n) "
+        "select now() from (select count(*) from e) c", runs, workflow)
     commits0, wal0 = await counters(conn)
-    worker = start_worker(dsn, url, token, concurrency)
+    port = free_port()
+    worker = start_worker(dsn, url, token, concurrency, "--metrics-port", str(port))
+    sampler = CpuSampler({"worker": worker.pid, **procs})
+    sampler.start()
     try:
-        await wait_finished(conn, workflow, runs)
+        await wait_finished(conn, workflow, created, runs)
+        await sampler.stop()
+        # slot-seconds free while a stage had work ready (stall), and free at all (idle)
+        metrics = await scrape_counters(port, STALL, IDLE_SLOTS)
     finally:
+        await sampler.stop()
         worker.terminate()
         worker.wait(30)
     # timed from the worker's first claim to its last answer, by the database's clock: the
     # process start-up (imports, pool) is left out, as the ceiling leaves out its pool set-up
-    seconds = await conn.fetchval(
-        "select extract(epoch from max(s.finished_at) - min(s.started_at))::float8 "
+    first, last = await conn.fetchrow(
+        "select extract(epoch from min(s.started_at))::float8, extract(epoch from max(s.finished_at))::float8 "
         "from wf.steps s join wf.runs r on r.id = s.run_id where r.workflow = $1", workflow)
     await asyncio.sleep(0.5)
     commits1, wal1 = await counters(conn)
     await conn.close()
     steps = runs * STEPS
-    return steps / seconds, (wal1 - wal0) / steps, (commits1 - commits0) / steps
+    return Measure(steps=steps, seconds=last - first, wal_per_step=(wal1 - wal0) / steps,
+                   commits_per_step=(commits1 - commits0) / steps, cpu=sampler.between(first, last),
+                   stall=metrics[STALL], idle_slots=metrics[IDLE_SLOTS])
 
 
 async def idle_latency(dsn: str, url: str, token: str, samples: int) -> tuple[list[float], list[float]]:
@@ -196,37 +322,83 @@ async def memory(dsn: str, url: str, token: str, in_flight: int) -> tuple[float,
     return peak, most_running
 
 
+def median_of(measures: list[Measure], value: Any) -> float:
+    return statistics.median(value(m) for m in measures)
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--functions-url", required=True)
     parser.add_argument("--token", required=True)
-    parser.add_argument("--runs", type=int, default=3000)
+    parser.add_argument("--gateway-pid", type=int, required=True, help="the Deno gateway: its CPU is counted")
+    parser.add_argument("--pg-pid", type=int, required=True, help="the postmaster: its CPU and its children's count")
+    parser.add_argument("--runs", type=int, default=2000, help="runs per round (3 steps each)")
+    parser.add_argument("--big-runs", type=int, default=10000, help="runs per round of the large rounds")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--c64-concurrency", type=int, default=64, help="the concurrency of the high rounds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ceiling/worker pairs at --concurrency and --runs (the headline); medians")
+    parser.add_argument("--other-rounds", type=int, default=3,
+                        help="ceiling/worker pairs at --c64-concurrency, and at --big-runs")
     parser.add_argument("--idle-samples", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3, help="alternate ceiling and worker; report medians")
     args = parser.parse_args()
     await install(args.dsn, cron=False)
+    procs = {"function": args.gateway_pid, "postgres": args.pg_pid}
+    url, token = args.functions_url, args.token
 
-    ceilings: list[float] = []
-    runs: list[tuple[float, float, float]] = []
-    for i in range(args.rounds):
-        ceilings.append(await ceiling(args.dsn, args.functions_url, args.token, args.runs, args.concurrency, str(i)))
-        print(f"round {i + 1} ceiling (raw pgmq + aiohttp loop): {ceilings[-1]:,.0f} steps/s", flush=True)
-        runs.append(await throughput(args.dsn, args.functions_url, args.token, args.runs, args.concurrency, str(i)))
-        print(f"round {i + 1} wf worker: {runs[-1][0]:,.0f} steps/s, {runs[-1][1]:,.0f} WAL bytes/step, "
-              f"{runs[-1][2]:.2f} write transactions/step", flush=True)
-    ceiling_rate = statistics.median(ceilings)
-    rate, wal_per_step, _ = sorted(runs)[len(runs) // 2]
-    first_call, whole_run = await idle_latency(args.dsn, args.functions_url, args.token, args.idle_samples)
+    async def rounds(count: int, runs: int, concurrency: int) -> tuple[list[Measure], list[Measure]]:
+        label = f"c{concurrency} N={runs:,}"
+        ceilings: list[Measure] = []
+        workers: list[Measure] = []
+        for i in range(count):
+            tag = f"c{concurrency}_n{runs}_{i}"
+            c = await ceiling(args.dsn, url, token, runs, concurrency, tag, {"loop": os.getpid(), **procs})
+            ceilings.append(c)
+            print(f"round {i + 1} {label} ceiling (batched raw pgmq + aiohttp loop): {c.rate:,.0f} steps/s, "
+                  f"{c.wal_per_step:,.0f} WAL bytes/step, {c.commits_per_step:.2f} write transactions/step, "
+                  f"{c.cpu_text()}", flush=True)
+            w = await throughput(args.dsn, url, token, runs, concurrency, tag, procs)
+            workers.append(w)
+            print(f"round {i + 1} {label} wf worker: {w.rate:,.0f} steps/s (ratio {w.rate / c.rate:.2f}), "
+                  f"{w.wal_per_step:,.0f} WAL bytes/step, {w.commits_per_step:.2f} write transactions/step, "
+                  f"{w.cpu_text()}, stall {w.stall * 1000:,.0f} ms ({w.stall_ms_per_1k:.1f} ms per 1,000 steps), "
+                  f"idle slots {w.idle_slots:,.1f} slot-s", flush=True)
+        return ceilings, workers
+
+    head_ceilings, head_workers = await rounds(args.rounds, args.runs, args.concurrency)
+    high_ceilings, high_workers = await rounds(args.other_rounds, args.runs, args.c64_concurrency)
+    big_ceilings, big_workers = await rounds(args.other_rounds, args.big_runs, args.concurrency)
+
+    def rate(m: Measure) -> float:
+        return m.rate
+
+    ceiling_rate = median_of(head_ceilings, rate)
+    steps_rate = median_of(head_workers, rate)
+    high_rate = median_of(high_workers, rate)
+    big_rate = median_of(big_workers, rate)
+    stall = median_of(head_workers, lambda m: m.stall_ms_per_1k)
+    cpu = median_of(head_workers, lambda m: m.cpu_ms_per_step)
+    wal = median_of(head_workers, lambda m: m.wal_per_step)
+    print(f"c{args.c64_concurrency} N={args.runs:,}: wf {high_rate:,.0f} steps/s, "
+          f"ceiling {median_of(high_ceilings, rate):,.0f} steps/s", flush=True)
+    print(f"c{args.concurrency} N={args.big_runs:,}: wf {big_rate:,.0f} steps/s, "
+          f"ceiling {median_of(big_ceilings, rate):,.0f} steps/s; "
+          f"wf at N={args.big_runs:,} / wf at N={args.runs:,}: {big_rate / steps_rate:.2f}", flush=True)
+    print(f"stall_ms below: the worker's slot-time free while a stage had messages ready, in ms per 1,000 steps "
+          f"(c{args.concurrency} N={args.runs:,}, median); cpu_ms/step: worker + Deno gateway + PostgreSQL "
+          f"CPU time over the same window, per step", flush=True)
+
+    first_call, whole_run = await idle_latency(args.dsn, url, token, args.idle_samples)
     print(f"idle enqueue→first call received: p50 {statistics.median(first_call):.1f} ms, "
           f"p99 {pct(first_call, 0.99):.1f} ms; enqueue→run finished (3 steps): "
           f"p50 {statistics.median(whole_run):.1f} ms, p99 {pct(whole_run, 0.99):.1f} ms", flush=True)
-    peak, most_running = await memory(args.dsn, args.functions_url, args.token, 200)
+    peak, most_running = await memory(args.dsn, url, token, 200)
     print(f"worker peak RSS {peak:.0f} MB with {most_running} calls in flight", flush=True)
-    print(f"steps/s={rate:.0f} ceiling={ceiling_rate:.0f} ratio={rate / ceiling_rate:.2f} "
+    print(f"steps/s={steps_rate:.0f} ceiling={ceiling_rate:.0f} ratio={steps_rate / ceiling_rate:.2f} "
+          f"c64_steps/s={high_rate:.0f} n10k_ratio={big_rate / steps_rate:.2f} "
           f"idle_p50_ms={statistics.median(first_call):.1f} idle_p99_ms={pct(first_call, 0.99):.1f} "
-          f"wal_bytes/step={wal_per_step:.0f}")
+          f"stall_ms={stall:.1f} cpu_ms/step={cpu:.2f} wal_bytes/step={wal:.0f}")
     sys.stdout.flush()
 
 
