@@ -320,7 +320,7 @@ def cancel(dsn: str, run_id: str, reason: str | None) -> None:
               help="Comma-separated stages (function names) to serve; all when empty.")
 @click.option("--claim-ahead", type=click.IntRange(0, 1000), envvar="WF_CLAIM_AHEAD", show_envvar=True,
               help="Steps claimed beyond the free slots, started the moment a slot frees, so calls in "
-                   "flight stay at --concurrency while work is queued. Default: concurrency / 4.")
+                   "flight stay at --concurrency while work is queued. Default: the concurrency.")
 @click.option("--once", is_flag=True, envvar="WF_ONCE", show_envvar=True,
               help="Drain what is ready now, then exit.")
 @click.option("--grace", default=30.0, show_default=True, envvar="WF_GRACE", show_envvar=True,

@@ -23,15 +23,15 @@ class Metrics:
         self.idle_slots = Counter("wf_worker_idle_slot_seconds", "Slot-seconds with no call in the slot",
                                   registry=self.registry)
         self.stall = Counter("wf_worker_stall_seconds",
-                             "Slot-seconds with no call in the slot while a stage had messages ready",
+                             "Slot-seconds with no call in the slot while a stage's last claim got all it asked for",
                              registry=self.registry)
         self.claimed_ahead = Gauge("wf_worker_claimed_ahead", "Steps claimed and waiting for a free slot",
                                    registry=self.registry)
 
 
 class SlotClock:
-    """Integrates free slots over time: all of it is idle, and it is a stall while work was ready
-    (a stage that may have messages). Updated whenever the slots or the ready state change."""
+    """Integrates free slots over time: all of it is idle, and it is a stall while work was waiting
+    (a stage whose last claim got all it asked for). Updated whenever the slots or that change."""
 
     def __init__(self, metrics: Metrics, slots: int) -> None:
         self._metrics = metrics

@@ -51,7 +51,7 @@ class WorkerConfig:
     metrics_port: int | None = None
     poll_interval: float = 1.0
     batch_size: int = 32
-    # steps claimed beyond the free slots, started the moment a slot frees (None: concurrency // 4)
+    # steps claimed beyond the free slots, started the moment a slot frees (None: as many as the slots)
     claim_ahead: int | None = None
     max_response_bytes: int = 1_048_576
     stop_requested: Callable[[], bool] | None = None  # a signal that came before the loop's handlers
@@ -74,8 +74,10 @@ class Worker:
         # claimed ahead: started by a finishing step in its own slot, without waiting for a claim
         self._ahead: deque[tuple[Stage, asyncpg.Record]] = deque()
         self._ahead_limit = (self.config.claim_ahead if self.config.claim_ahead is not None
-                             else max(1, self.config.concurrency // 4))
+                             else self.config.concurrency)
         self._slots = SlotClock(self.metrics, self.config.concurrency)
+        # stages whose last claim got all it asked for: messages were waiting (free slots are a stall)
+        self._backlog: set[str] = set()
         self._side: list[asyncio.Task[None]] = []
         self._pool: asyncpg.Pool | None = None
         self._steps: StepRunner | None = None
@@ -230,7 +232,7 @@ class Worker:
                 log("claim_failed", level="warning", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
                 await self._sleep(delay)
                 continue
-            self._slots.update(self._busy, bool(wakeups.ready))
+            self._slots.update(self._busy, bool(self._backlog))
             if self.config.once and claimed == 0:
                 # a step that finished during this round may have queued one in a stage already looked at
                 if not self._tasks:
@@ -254,6 +256,9 @@ class Worker:
         self._contact.touch()
         if len(rows) < free:
             self._wakeups.ready.discard(stage.name)
+            self._backlog.discard(stage.name)
+        else:
+            self._backlog.add(stage.name)
         for row in rows:
             if self._busy < self.config.concurrency:
                 self._start(stage, row, waited=False)
@@ -267,7 +272,7 @@ class Worker:
         self._busy += 1
         stage.in_flight += 1
         self.metrics.in_flight.labels(stage.name).inc()
-        self._slots.update(self._busy, bool(self._wakeups.ready))
+        self._slots.update(self._busy, bool(self._backlog))
         task = asyncio.create_task(self._run_step(stage, row, waited))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -294,7 +299,7 @@ class Worker:
             self._finished += 1
             self.metrics.in_flight.labels(stage.name).dec()
             self._start_ahead()
-            self._slots.update(self._busy, bool(self._wakeups.ready))
+            self._slots.update(self._busy, bool(self._backlog))
             self._wakeups.mark_ready(stage.name)
 
     async def _lease_holds(self, row: asyncpg.Record) -> bool:

@@ -137,3 +137,29 @@ async def test_on_stop_claimed_ahead_steps_take_the_freed_slots_within_the_grace
         steps.release[name].set()
     await asyncio.wait_for(drained, 5)
     assert (steps.started, w._busy, len(w._ahead)) == (["s0", "s1", "s2", "s3"], 0, 0)
+
+
+def test_free_slots_count_as_idle_and_as_stall_only_while_work_was_waiting(monkeypatch):
+    from wf import metrics as metrics_module
+    from wf.metrics import Metrics, SlotClock
+
+    now = [100.0]
+    monkeypatch.setattr(metrics_module.time, "monotonic", lambda: now[0])
+    m = Metrics()
+    clock = SlotClock(m, slots=4)
+    clock.update(busy=2, ready=True)  # from here: 2 slots free while work waits
+    now[0] += 1.5
+    clock.update(busy=4, ready=True)  # all slots busy: nothing free
+    now[0] += 2.0
+    clock.update(busy=1, ready=False)  # 3 free, nothing waiting
+    now[0] += 1.0
+    clock.update(busy=1, ready=False)
+    assert (m.stall._value.get(), m.idle_slots._value.get()) == (3.0, 6.0)
+
+
+async def test_a_claim_that_gets_all_it_asked_for_marks_a_backlog_and_a_short_one_does_not():
+    full, _, _ = worker(Pool([row(f"s{i}") for i in range(10)]))
+    await full._claim(full._wakeups.stages["echo"])
+    short, _, _ = worker(Pool([row("only")]))
+    await short._claim(short._wakeups.stages["echo"])
+    assert (full._backlog, short._backlog) == ({"echo"}, set())
