@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from wf.wakeups import Stage
 from wf.worker import Worker, WorkerConfig
 
@@ -49,6 +51,20 @@ class Steps:
         await self.release[task["step"]].wait()
 
 
+_WORKERS: list[Worker] = []
+
+
+@pytest.fixture(autouse=True)
+async def cancel_left_over_steps() -> AsyncIterator[None]:
+    """Steps a test left waiting are cancelled before its event loop closes."""
+    yield
+    while _WORKERS:
+        w = _WORKERS.pop()
+        for task in list(w._tasks):
+            task.cancel()
+        await asyncio.gather(*w._tasks, return_exceptions=True)
+
+
 def worker(pool: Pool, concurrency: int = 2, claim_ahead: int | None = 2,
            max_concurrency: int | None = None) -> tuple[Worker, Stage, Steps]:
     w = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", concurrency=concurrency,
@@ -56,6 +72,7 @@ def worker(pool: Pool, concurrency: int = 2, claim_ahead: int | None = 2,
     stage = w._wakeups.stages["echo"] = Stage("echo", "wf_echo", max_concurrency)
     steps = Steps()
     w._steps, w._pool = steps, pool  # type: ignore[assignment]
+    _WORKERS.append(w)
     return w, stage, steps
 
 
