@@ -1,6 +1,6 @@
--- wf.finish_step: close a step's running attempt (succeeded, failed or skipped),
--- archive its message (unless p_msg_id is null: the caller archives a batch at once),
--- and move the run on
+-- wf.finish_step: close a step's running attempt (succeeded, failed or skipped) one by one
+-- (wf.complete, wf.fail, wf.skip), archive its message and move the run on. wf.complete_batch
+-- does the same for a batch, set-based.
 create or replace function wf.finish_step(p_run_id uuid, p_step text, p_attempt int, p_status text, p_queue text,
                                p_msg_id bigint, p_run_status text, p_output jsonb, p_error text,
                                p_http_status int, p_detail jsonb)
@@ -12,9 +12,7 @@ declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
 begin
-  if p_msg_id is not null then
-    perform pgmq.archive(p_queue, p_msg_id);
-  end if;
+  perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null

@@ -1090,9 +1090,9 @@ revoke all on function wf.fail(uuid, text, int, text, boolean, int, int) from pu
 grant execute on function wf.fail(uuid, text, int, text, boolean, int, int) to wf_worker, wf_admin;
 
 -- sql/functions/finish_step.sql
--- wf.finish_step: close a step's running attempt (succeeded, failed or skipped),
--- archive its message (unless p_msg_id is null: the caller archives a batch at once),
--- and move the run on
+-- wf.finish_step: close a step's running attempt (succeeded, failed or skipped) one by one
+-- (wf.complete, wf.fail, wf.skip), archive its message and move the run on. wf.complete_batch
+-- does the same for a batch, set-based.
 create or replace function wf.finish_step(p_run_id uuid, p_step text, p_attempt int, p_status text, p_queue text,
                                p_msg_id bigint, p_run_status text, p_output jsonb, p_error text,
                                p_http_status int, p_detail jsonb)
@@ -1104,9 +1104,7 @@ declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
 begin
-  if p_msg_id is not null then
-    perform pgmq.archive(p_queue, p_msg_id);
-  end if;
+  perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
@@ -2320,7 +2318,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
   ('functions/fail.sql', 'function', '08086f64e0f18942fcccf0b2cb3cd03e4cdd7319d88ebb6711c85769b658953f'),
-  ('functions/finish_step.sql', 'function', '3ebbe76f62ebf3e6423aab2a8864c844786e1d37ce6d08c3115809e548e41e94'),
+  ('functions/finish_step.sql', 'function', 'b69da27380ecfcbf782bd1c3504843eb433cc36b51648f52453121136de21da0'),
   ('functions/fire_schedule.sql', 'function', 'e926760a311b7772047e138b839c5454701ba350e5819f6381a2a5ec73f90f3a'),
   ('functions/grant_app_access.sql', 'function', '9159b75ecd4763f8a9bf3aec34c5572f0034b09c30499aa8241ff24d5d0df24e'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
