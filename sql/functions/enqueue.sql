@@ -18,6 +18,7 @@ declare
   v_existing record;
   v_size int;
   v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_input_bytes');
+  v_schema_error text;
 begin
   -- guard: arguments
   if workflow is null then
@@ -45,7 +46,8 @@ begin
   end if;
 
   -- guard: a known, active workflow
-  select w.name, w.current_version, w.active, d.input_vars, d.definition -> 'required_fields' as required
+  select w.name, w.current_version, w.active, d.input_vars, d.definition -> 'required_fields' as required,
+         d.definition -> 'input_schema' as input_schema
   into v_workflow
   from wf.workflows w join wf.definitions d on d.workflow = w.name and d.version = w.current_version
   where w.name = enqueue.workflow;
@@ -63,6 +65,13 @@ begin
   if v_missing is not null then
     perform wf.raise_input_error(format('workflow %s: input is missing required field(s) %s',
       workflow, array_to_string(v_missing, ', ')));
+  end if;
+  -- guard: the input conforms to the definition's input_schema (the message names the JSON path)
+  if v_workflow.input_schema is not null then
+    v_schema_error := wf.schema_error(v_workflow.input_schema, input, 'input');
+    if v_schema_error is not null then
+      perform wf.raise_input_error(format('workflow %s: %s', workflow, v_schema_error));
+    end if;
   end if;
   select array_agg(v order by v) into v_missing from unnest(v_workflow.input_vars) v where not input ? v;
   if v_missing is not null then

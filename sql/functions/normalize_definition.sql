@@ -49,8 +49,11 @@ begin
   if definition ? 'description' and jsonb_typeof(definition -> 'description') not in ('string', 'null') then
     perform wf.raise_input_error(format('%s: description must be a string', v_where));
   end if;
-  if definition ? 'input_schema' and jsonb_typeof(definition -> 'input_schema') <> 'object' then
-    perform wf.raise_input_error(format('%s: input_schema must be a JSON Schema object', v_where));
+  if definition ? 'input_schema' then
+    if jsonb_typeof(definition -> 'input_schema') <> 'object' then
+      perform wf.raise_input_error(format('%s: input_schema must be a JSON Schema object', v_where));
+    end if;
+    perform wf.check_schema(definition -> 'input_schema', v_where || ': input_schema');
   end if;
   if definition ? 'required_fields' then
     if jsonb_typeof(definition -> 'required_fields') <> 'array'
