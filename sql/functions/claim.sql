@@ -1,6 +1,10 @@
 -- wf.claim: read up to qty messages of a stage and start an attempt for each;
 -- returns what the call needs (the consumer renders payload_template and
--- when_template over context, then POSTs to the function)
+-- when_template over context, then POSTs to the function — or, by kind, starts the
+-- child run or runs the SQL step; not_before first).
+-- On the internal stage `_wf` some messages are handled here and not returned: a child
+-- run became final (wf.finish_child), a wait_for step starts waiting (wf.start_wait), and
+-- its timer fires (wf.wait_timed_out).
 --
 -- It keeps one generic plan per statement and session (plan_cache_mode =
 -- force_generic_plan: a custom plan per call re-planned every statement, twice the cost)
@@ -11,7 +15,7 @@ create or replace function wf.claim(stage text, qty int default 1)
 returns table (
   run_id uuid, step text, attempt int, function text, action text, payload_template jsonb,
   when_template text, context jsonb, timeout_seconds int, workflow text, correlation_id text,
-  msg_id bigint, visible_until timestamptz)
+  msg_id bigint, visible_until timestamptz, kind text, not_before text, offset_seconds int)
 language plpgsql
 security definer
 set search_path = ''
@@ -70,6 +74,7 @@ begin
     where s.msg_id = m.msg_id and s.status in ('queued', 'retrying')
       and r.status in ('scheduled', 'pending', 'running')
       and s.attempt - s.attempt_base < d.max_attempts
+      and d.kind <> 'wait_for'
   ), started as (
     update wf.steps s
     set status = 'running', attempt = s.attempt + 1, started_at = clock_timestamp(), lease_until = ready.vt,
@@ -105,7 +110,16 @@ begin
       end if;
       v_run_id := (v_msg.message ->> 'run_id')::uuid;
 
-      select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, d.max_attempts
+      -- a child run became final: its parent step takes its output or its failure
+      if v_msg.message ? 'child' then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        if coalesce(v_msg.message ->> 'child', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then
+          perform wf.finish_child(v_run_id, v_msg.message ->> 'step', (v_msg.message ->> 'child')::uuid);
+        end if;
+        continue;
+      end if;
+
+      select s.name, s.status, s.attempt, s.attempt_base, s.msg_id, r.status as run_status, d.max_attempts, d.kind
       into v_row
       from wf.steps s
       join wf.runs r on r.id = s.run_id
@@ -128,6 +142,16 @@ begin
         insert into wf.events (run_id, step, attempt, kind, detail)
         values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
                 jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
+        continue;
+      end if;
+
+      -- a wait_for step starts waiting, or its timer fired: no worker slot, nothing returned
+      if v_row.kind = 'wait_for' then
+        if v_row.status = 'running' then
+          perform wf.wait_timed_out(v_run_id, v_row.name, v_row.attempt);
+        else
+          perform wf.start_wait(v_run_id, v_row.name, v_queue, v_msg.msg_id);
+        end if;
         continue;
       end if;
 
@@ -168,7 +192,7 @@ begin
                      from wf.steps o where o.run_id = s.run_id),
            'run', jsonb_build_object('id', s.run_id, 'workflow', r.workflow, 'version', r.version,
                                      'correlation_id', r.correlation_id, 'attempt', s.attempt)),
-         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt
+         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds
   from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
   join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
   join wf.runs r on r.id = s.run_id

@@ -28,6 +28,7 @@ declare
   v_runs uuid[];
   v_queues text[];
   v_msg_ids bigint[];
+  v_children uuid[];
 begin
   -- guard: one value of each per answer, none of them null
   if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
@@ -125,18 +126,23 @@ begin
   left join queued q on q.run_id = an.run_id
   order by an.ord;
 
-  -- a run with nothing left to do completes
+  -- a run with nothing left to do completes, with its output; a child run's parent is told
   with closed as (
-    update wf.runs r set status = 'completed', finished_at = clock_timestamp()
+    update wf.runs r set status = 'completed', finished_at = clock_timestamp(), output = wf.run_output(r.id)
     from unnest(v_runs) as u(run_id)
     where r.id = u.run_id
       and not exists (select 1 from wf.steps s
                       where s.run_id = r.id
                         and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled'))
-    returning r.id
+    returning r.id, r.parent_run_id
+  ), logged as (
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    select closed.id, null, null, 'run_completed', null from closed order by closed.id
   )
-  insert into wf.events (run_id, step, attempt, kind, detail)
-  select closed.id, null, null, 'run_completed', null from closed order by closed.id;
+  select array_agg(closed.id) filter (where closed.parent_run_id is not null) into v_children from closed;
+  if v_children is not null then
+    perform wf.notify_parent(c) from unnest(v_children) c;
+  end if;
 
   -- the answered messages are archived once per queue
   perform pgmq.archive(x.queue, x.msg_ids)

@@ -29,10 +29,15 @@ begin
   if coalesce(retryable, true) and attempt - v_cur.attempt_base < v_cur.max_attempts then
     v_delay := greatest(wf.backoff_delay(v_cur.backoff, attempt - v_cur.attempt_base),
                         least(greatest(coalesce(retry_after_seconds, 0), 0), 86400));
-    perform pgmq.set_vt(v_cur.queue, v_cur.msg_id, v_delay);
+    -- the step's message comes back after the delay; a workflow step's was archived when
+    -- its child started, so it gets a new one
+    if not exists (select 1 from pgmq.set_vt(v_cur.queue, v_cur.msg_id, v_delay)) then
+      v_cur.msg_id := pgmq.send(v_cur.queue, jsonb_build_object('run_id', run_id, 'step', step), v_delay);
+    end if;
     update wf.steps s
     set status = 'retrying', error = v_error, http_status = fail.http_status, lease_until = null,
-        queued_at = clock_timestamp() + make_interval(secs => v_delay)
+        queued_at = clock_timestamp() + make_interval(secs => v_delay), msg_id = v_cur.msg_id,
+        child_run_id = null, wake_at = null
     where s.run_id = fail.run_id and s.name = fail.step;
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (run_id, step, attempt, 'retrying', v_detail || jsonb_strip_nulls(jsonb_build_object('delay_seconds', v_delay, 'retry_after_seconds', retry_after_seconds)));

@@ -37,6 +37,7 @@ begin
     perform wf.cancel_open_steps(p_run_id, false, format('step %s is dead', p_step));
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
+    perform wf.notify_parent(p_run_id);
   end if;
 end;
 $$;

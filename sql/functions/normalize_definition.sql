@@ -1,6 +1,11 @@
 -- wf.normalize_definition: validate a definition and return its steps with every
 -- default applied (keys named as the columns of wf.definition_steps) and the input
 -- variables its templates need: {"steps": [...], "input_vars": [...]}.
+-- A step has one kind (DESIGN §10): function (function, action, payload_template),
+-- workflow (workflow, input_template), sql (sql, args_template) or wait_for; the last three
+-- run through the internal stage `_wf`, with `action` naming the child workflow, the SQL
+-- function or the signal. Whether a child workflow exists and a SQL function is allowed is
+-- checked by wf.define.
 -- Raises SQLSTATE 22023 naming the workflow, the step and the field at fault.
 create or replace function wf.normalize_definition(definition jsonb)
 returns jsonb
@@ -28,6 +33,12 @@ declare
   v_done text[] := '{}'::text[];
   v_progress boolean;
   v_steps jsonb := '[]'::jsonb;
+  v_kinds text[];
+  v_kind text;
+  v_template_key text;
+  v_function text;
+  v_action text;
+  v_wait_seconds int;
 begin
   -- guard: the definition is an object with a valid name
   if definition is null or jsonb_typeof(definition) <> 'object' then
@@ -42,7 +53,7 @@ begin
 
   for v_key in select jsonb_object_keys(definition) loop
     if v_key not in ('name', 'description', 'required_fields', 'max_retries', 'timeout_seconds',
-                     'visibility_timeout', 'backoff', 'steps', 'input_schema') then
+                     'visibility_timeout', 'backoff', 'steps', 'input_schema', 'output_template') then
       perform wf.raise_input_error(format('%s: unknown key "%s"', v_where, v_key));
     end if;
   end loop;
@@ -60,6 +71,10 @@ begin
        or exists (select 1 from jsonb_array_elements(definition -> 'required_fields') f where jsonb_typeof(f) <> 'string') then
       perform wf.raise_input_error(format('%s: required_fields must be an array of strings', v_where));
     end if;
+  end if;
+
+  if definition ? 'output_template' then
+    perform wf.check_output_template(definition -> 'output_template', v_where || ': output_template');
   end if;
 
   v_max_retries := wf.int_field(definition, 'max_retries', v_where, 0, 100, 3);
@@ -95,25 +110,85 @@ begin
   v_i := 0;
   for v_step in select jsonb_array_elements(definition -> 'steps') loop
     v_place := format('%s: step %s', v_where, v_step ->> 'name');
+    -- the kind: exactly one of its keys
+    select array_agg(k order by k) into v_kinds
+    from unnest(array['function', 'workflow', 'sql', 'wait_for']) k where v_step ? k;
+    if cardinality(v_kinds) is distinct from 1 then
+      perform wf.raise_input_error(format('%s: needs exactly one of function, workflow, sql, wait_for, got %s',
+        v_place, coalesce(array_to_string(v_kinds, ', '), 'none')));
+    end if;
+    v_kind := v_kinds[1];
     for v_key in select jsonb_object_keys(v_step) loop
-      if v_key not in ('name', 'description', 'function', 'action', 'payload_template', 'on_failure', 'depends_on',
-                       'when', 'delay_seconds', 'max_retries', 'timeout_seconds', 'backoff') then
+      if v_key not in ('name', 'description', 'on_failure', 'depends_on', 'when', 'delay_seconds', 'max_retries',
+                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', v_kind)
+         and not (v_kind = 'function' and v_key in ('action', 'payload_template'))
+         and not (v_kind = 'workflow' and v_key = 'input_template')
+         and not (v_kind = 'sql' and v_key = 'args_template') then
+        if v_key in ('action', 'payload_template', 'input_template', 'args_template') then
+          perform wf.raise_input_error(format('%s: %s is not a key of a %s step (function: action, payload_template; workflow: input_template; sql: args_template)',
+            v_place, v_key, v_kind));
+        end if;
         perform wf.raise_input_error(format('%s: unknown key "%s"', v_place, v_key));
       end if;
     end loop;
-    if jsonb_typeof(v_step -> 'function') is distinct from 'string' or (v_step ->> 'function') !~ '^[a-z0-9][a-z0-9_-]{0,46}$' then
-      perform wf.raise_input_error(format('%s: function must match ^[a-z0-9][a-z0-9_-]{0,46}$, got %s',
-        v_place, coalesce(left((v_step -> 'function')::text, 80), 'nothing')));
+    v_template_key := case v_kind when 'function' then 'payload_template' when 'workflow' then 'input_template'
+                                  when 'sql' then 'args_template' end;
+    v_wait_seconds := null;
+    if v_kind = 'function' then
+      if jsonb_typeof(v_step -> 'function') is distinct from 'string' or (v_step ->> 'function') !~ '^[a-z0-9][a-z0-9_-]{0,46}$' then
+        perform wf.raise_input_error(format('%s: function must match ^[a-z0-9][a-z0-9_-]{0,46}$, got %s',
+          v_place, coalesce(left((v_step -> 'function')::text, 80), 'nothing')));
+      end if;
+      if jsonb_typeof(v_step -> 'action') is distinct from 'string' or length(v_step ->> 'action') not between 1 and 200 then
+        perform wf.raise_input_error(format('%s: action must be a non-empty string', v_place));
+      end if;
+      v_function := v_step ->> 'function';
+      v_action := v_step ->> 'action';
+    elsif v_kind = 'workflow' then
+      if jsonb_typeof(v_step -> 'workflow') is distinct from 'string' or (v_step ->> 'workflow') !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+        perform wf.raise_input_error(format('%s: workflow must name a workflow (^[a-z0-9][a-z0-9_.-]{0,62}$), got %s',
+          v_place, coalesce(left((v_step -> 'workflow')::text, 80), 'nothing')));
+      end if;
+      v_function := '_wf';
+      v_action := v_step ->> 'workflow';
+    elsif v_kind = 'sql' then
+      if jsonb_typeof(v_step -> 'sql') is distinct from 'string'
+         or (v_step ->> 'sql') !~ '^[A-Za-z_][A-Za-z0-9_$]{0,62}\.[A-Za-z_][A-Za-z0-9_$]{0,62}$' then
+        perform wf.raise_input_error(format('%s: sql must name a function as schema.function, got %s',
+          v_place, coalesce(left((v_step -> 'sql')::text, 80), 'nothing')));
+      end if;
+      v_function := '_wf';
+      v_action := v_step ->> 'sql';
+    else
+      if jsonb_typeof(v_step -> 'wait_for') is distinct from 'object' then
+        perform wf.raise_input_error(format('%s: wait_for must be an object like {"signal": "approved", "timeout_seconds": 86400}', v_place));
+      end if;
+      for v_key in select jsonb_object_keys(v_step -> 'wait_for') loop
+        if v_key not in ('signal', 'timeout_seconds') then
+          perform wf.raise_input_error(format('%s: wait_for: unknown key "%s"', v_place, v_key));
+        end if;
+      end loop;
+      if jsonb_typeof(v_step -> 'wait_for' -> 'signal') is distinct from 'string'
+         or length(v_step -> 'wait_for' ->> 'signal') not between 1 and 100 then
+        perform wf.raise_input_error(format('%s: wait_for.signal must be a name of 1 to 100 characters, got %s',
+          v_place, coalesce(left((v_step -> 'wait_for' -> 'signal')::text, 120), 'nothing')));
+      end if;
+      v_wait_seconds := wf.int_field(v_step -> 'wait_for', 'timeout_seconds', v_place || ': wait_for', 1, 31536000, null);
+      v_function := '_wf';
+      v_action := v_step -> 'wait_for' ->> 'signal';
     end if;
-    if jsonb_typeof(v_step -> 'action') is distinct from 'string' or length(v_step ->> 'action') not between 1 and 200 then
-      perform wf.raise_input_error(format('%s: action must be a non-empty string', v_place));
+    if v_step ? 'offset_seconds' and not v_step ? 'not_before' then
+      perform wf.raise_input_error(format('%s: offset_seconds needs not_before', v_place));
+    end if;
+    if v_step ? 'not_before' and (jsonb_typeof(v_step -> 'not_before') <> 'string' or btrim(v_step ->> 'not_before') = '') then
+      perform wf.raise_input_error(format('%s: not_before must be a template rendering to a timestamp, like "{{ meeting_at }}"', v_place));
     end if;
     if v_step ? 'on_failure' and (jsonb_typeof(v_step -> 'on_failure') <> 'string'
                                   or (v_step ->> 'on_failure') not in ('abort', 'continue', 'retry')) then
       perform wf.raise_input_error(format('%s: on_failure must be "abort", "continue" or "retry", got %s', v_place, v_step -> 'on_failure'));
     end if;
-    if v_step ? 'payload_template' and jsonb_typeof(v_step -> 'payload_template') <> 'object' then
-      perform wf.raise_input_error(format('%s: payload_template must be a JSON object', v_place));
+    if v_template_key is not null and v_step ? v_template_key and jsonb_typeof(v_step -> v_template_key) <> 'object' then
+      perform wf.raise_input_error(format('%s: %s must be a JSON object', v_place, v_template_key));
     end if;
     if v_step ? 'description' and jsonb_typeof(v_step -> 'description') <> 'string' then
       perform wf.raise_input_error(format('%s: description must be a string', v_place));
@@ -144,20 +219,27 @@ begin
     end if;
 
     -- templates: they parse, and collect the input variables they need
-    for v_field in select jsonb_path_query(coalesce(v_step -> 'payload_template', '{}'), 'strict $.** ? (@.type() == "string")') loop
-      v_vars := v_vars || wf.template_vars(v_field #>> '{}', v_place || ': payload_template');
+    for v_field in select jsonb_path_query(coalesce(v_step -> v_template_key, '{}'), 'strict $.** ? (@.type() == "string")') loop
+      v_vars := v_vars || wf.template_vars(v_field #>> '{}', v_place || ': ' || v_template_key);
     end loop;
     if v_step ? 'when' then
       v_vars := v_vars || wf.template_vars(v_step ->> 'when', v_place || ': when');
+    end if;
+    if v_step ? 'not_before' then
+      v_vars := v_vars || wf.template_vars(v_step ->> 'not_before', v_place || ': not_before');
     end if;
 
     v_steps := v_steps || jsonb_build_object(
       'workflow', v_name,
       'name', v_step ->> 'name',
       'position', v_i,
-      'function', v_step ->> 'function',
-      'action', v_step ->> 'action',
-      'payload_template', coalesce(v_step -> 'payload_template', '{}'),
+      'kind', v_kind,
+      'function', v_function,
+      'action', v_action,
+      'payload_template', coalesce(v_step -> v_template_key, '{}'),
+      'wait_seconds', v_wait_seconds,
+      'not_before', v_step ->> 'not_before',
+      'offset_seconds', wf.int_field(v_step, 'offset_seconds', v_place, -31536000, 31536000, 0),
       'when_template', v_step ->> 'when',
       'depends_on', to_jsonb(v_deps),
       'on_failure', coalesce(v_step ->> 'on_failure', 'abort'),

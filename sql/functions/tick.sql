@@ -1,5 +1,6 @@
 -- wf.tick: the minute job — promotes due scheduled runs, dead-letters poison
--- steps (lease gone, attempts used up: nobody will answer), marks stuck steps
+-- steps (lease gone, attempts used up: nobody will answer), times out steps that
+-- waited for a signal too long (also with no worker running), marks stuck steps
 -- once, and deletes finished runs past retention. Returns what it did.
 create or replace function wf.tick()
 returns jsonb
@@ -12,6 +13,7 @@ declare
   v_dead int := 0;
   v_stuck int := 0;
   v_deleted int := 0;
+  v_timed_out int := 0;
   v_step record;
   v_stuck_after interval := make_interval(secs => (wf.setting('stuck_after_seconds'))::int);
 begin
@@ -44,6 +46,20 @@ begin
     v_dead := v_dead + 1;
   end loop;
 
+  -- wait_for steps past their timeout (the worker's timer message usually comes first)
+  for v_step in
+    select s.run_id, s.name, s.attempt from wf.steps s
+    where s.wake_at <= clock_timestamp() order by s.wake_at limit 1000
+  loop
+    if wf.wait_timed_out(v_step.run_id, v_step.name, v_step.attempt) then
+      v_timed_out := v_timed_out + 1;
+    else
+      -- guard: a step that stopped waiting some other way (cancelled) keeps no timer
+      update wf.steps s set wake_at = null
+      where s.run_id = v_step.run_id and s.name = v_step.name and s.status <> 'running';
+    end if;
+  end loop;
+
   with marked as (
     update wf.steps s set stuck_at = clock_timestamp()
     where s.stuck_at is null
@@ -69,7 +85,8 @@ begin
   )
   select count(*) into v_deleted from gone;
 
-  return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck, 'deleted_runs', v_deleted);
+  return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck, 'deleted_runs', v_deleted,
+                            'timed_out', v_timed_out);
 end;
 $$;
 

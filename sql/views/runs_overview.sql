@@ -1,6 +1,7 @@
 -- wf.runs_overview: one row per run, newest first — the first thing to look at. Progress and
 -- the current steps are computed per run from wf.steps (a run has few steps), so the view
--- stays cheap with a limit or a filter on run_id, workflow or status.
+-- stays cheap with a limit or a filter on run_id, workflow or status. current_steps says what a
+-- step waits for (`approve: waiting for signal "approved"`, `remind: not before …`).
 create or replace view wf.runs_overview as
 select
   r.id as run_id,
@@ -16,22 +17,34 @@ select
   r.created_at,
   r.started_at,
   r.finished_at,
-  coalesce(r.finished_at, now()) - r.started_at as duration
+  coalesce(r.finished_at, now()) - r.started_at as duration,
+  r.parent_run_id,
+  r.output
 from wf.runs r
 cross join lateral (
   select
     count(*) filter (where s.status in ('succeeded', 'skipped', 'failed')) as done,
     count(*) as total,
-    string_agg(s.name || ' (' || s.status || ')', ', ') filter (where s.status in ('queued', 'running', 'retrying')) as current_steps,
+    string_agg(case
+                 when d.kind = 'wait_for' and s.status = 'running' then format('%s: waiting for signal "%s"', s.name, d.action)
+                 when d.kind = 'workflow' and s.status = 'running' and s.child_run_id is not null
+                   then format('%s: waiting for child run %s', s.name, s.child_run_id)
+                 when s.status = 'queued' and s.queued_at > now() + interval '1 second'
+                   then format('%s: not before %s', s.name, to_char(s.queued_at, 'YYYY-MM-DD HH24:MI:SS TZ'))
+                 else s.name || ' (' || s.status || ')' end, ', ')
+      filter (where s.status in ('queued', 'running', 'retrying')) as current_steps,
     coalesce(sum(s.attempt), 0)::int as attempts,
     (array_agg(s.error order by s.finished_at desc nulls first) filter (where s.error is not null))[1] as last_error,
     (array_agg(s.name order by s.finished_at desc nulls first) filter (where s.error is not null))[1] as last_error_step
   from wf.steps s
+  -- what a step of another kind waits for (function steps need no look-up)
+  left join wf.definition_steps d
+    on s.function = '_wf' and d.workflow = r.workflow and d.version = r.version and d.name = s.name
   where s.run_id = r.id
 ) agg
 order by r.created_at desc;
 comment on view wf.runs_overview is
-  'One row per run, newest first: status, progress (done/total steps), what runs now, attempts, the last error and the step it came from.';
+  'One row per run, newest first: status, progress (done/total steps), what runs now or waits (for a signal, a child run, a time), attempts, the last error and the step it came from, the parent run of a child, the output of a completed run.';
 
 revoke all on wf.runs_overview from public;
 grant select on wf.runs_overview to wf_reader, wf_admin;

@@ -11,6 +11,8 @@ from psycopg.types.json import Jsonb
 from wfsql import chain, claim, complete, counts, define, enqueue, run_status
 
 DEFINITION_TABLES = ("wf.definitions", "wf.definition_steps", "wf.workflows", "wf.stages")
+# what a fresh install holds: no definitions, and the internal stage `_wf` (workflow, sql, wait_for steps)
+NOTHING_DEFINED = dict.fromkeys(DEFINITION_TABLES, 0) | {"wf.stages": 1}
 
 
 def step(name: str = "a", **extra: object) -> dict[str, object]:
@@ -123,7 +125,7 @@ BAD_DEFINITIONS = {
     "function_name_too_long": (workflow(step(function="f" * 48)), "workflow bad: step a: function must match"),
     "missing_function": (
         {"name": "bad", "steps": [{"name": "a", "action": "go"}]},
-        "workflow bad: step a: function must match .* got nothing"),
+        "workflow bad: step a: needs exactly one of function, workflow, sql, wait_for, got none"),
     "missing_action": (
         {"name": "bad", "steps": [{"name": "a", "function": "echo"}]},
         "workflow bad: step a: action must be a non-empty string"),
@@ -176,7 +178,7 @@ BAD_DEFINITIONS = {
 def test_bad_definition_is_rejected_naming_the_place(shared_conn, definition, message):
     with pytest.raises(errors.InvalidParameterValue, match=message):
         define(shared_conn, definition)
-    assert counts(shared_conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
+    assert counts(shared_conn, *DEFINITION_TABLES) == NOTHING_DEFINED
 
 
 def test_null_definition_is_rejected(shared_conn):
@@ -201,9 +203,9 @@ def test_define_rejected_after_creating_a_stage_leaves_no_stage_or_queue(conn):
     definition = workflow(step("a", function="foo-bar"), step("b", function="foo_bar"))
     with pytest.raises(errors.InvalidParameterValue, match="function foo_bar would share queue wf_foo_bar"):
         define(conn, definition)
-    assert counts(conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
-    queues = conn.execute("select queue_name from pgmq.list_queues()").fetchall()
-    assert [q["queue_name"] for q in queues] == ["wf_dlq"]
+    assert counts(conn, *DEFINITION_TABLES) == NOTHING_DEFINED
+    queues = conn.execute("select queue_name from pgmq.list_queues() order by 1").fetchall()
+    assert [q["queue_name"] for q in queues] == ["wf__wf", "wf_dlq"]
 
 
 def test_rejected_new_version_keeps_the_current_one(conn):
@@ -246,7 +248,7 @@ def test_sql_injection_through_a_name_is_rejected_and_harms_nothing(shared_conn,
     with pytest.raises(errors.InvalidParameterValue):
         define(shared_conn, definition)
     assert shared_conn.execute("select to_regclass('wf.runs') is not null as ok").fetchone()["ok"]
-    assert counts(shared_conn, *DEFINITION_TABLES) == dict.fromkeys(DEFINITION_TABLES, 0)
+    assert counts(shared_conn, *DEFINITION_TABLES) == NOTHING_DEFINED
 
 
 def test_sql_injection_through_enqueue_and_claim_names_is_harmless(conn):

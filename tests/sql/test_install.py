@@ -69,7 +69,8 @@ def test_install_on_an_empty_database_installs_pgmq_migrations_and_every_routine
     with connect(empty_db) as c:
         assert [r["name"] for r in c.execute("select name from wf.migrations order by version")] == MIGRATIONS
         assert [r["path"] for r in c.execute("select path from wf.routines order by path")] == sorted(ROUTINES)
-        assert [q["queue_name"] for q in c.execute("select queue_name from pgmq.list_queues()")] == ["wf_dlq"]
+        assert [q["queue_name"] for q in c.execute("select queue_name from pgmq.list_queues() order by 1")] == [
+            "wf__wf", "wf_dlq"]
         define(c, chain(n=1))
         enqueue(c, "chain")
         assert len(claim(c, "echo")) == 1
@@ -231,10 +232,10 @@ def test_a_new_signature_without_a_migration_dropping_the_old_one_is_refused(db,
 def test_a_new_signature_installs_when_a_migration_drops_the_old_one(db, sql_copy):
     edit(sql_copy, "functions/backoff_delay.sql", "(backoff jsonb, n int)", "(backoff jsonb, n bigint)")
     edit(sql_copy, "functions/backoff_delay.sql", "wf.backoff_delay(jsonb, int)", "wf.backoff_delay(jsonb, bigint)")
-    (sql_copy / "migrations/0011_backoff_delay_bigint.sql").write_text(
+    (sql_copy / "migrations/0099_backoff_delay_bigint.sql").write_text(
         "-- wf.backoff_delay takes a bigint\ndrop function wf.backoff_delay(jsonb, int);\n")
     report = install_sync(db, cron=False, sql=sql_copy)
-    assert (report.applied, report.routines) == (["0011_backoff_delay_bigint.sql"], ["functions/backoff_delay.sql"])
+    assert (report.applied, report.routines) == (["0099_backoff_delay_bigint.sql"], ["functions/backoff_delay.sql"])
     with connect(db) as c:
         assert c.execute("select to_regprocedure('wf.backoff_delay(jsonb, bigint)') is not null as new, "
                          "to_regprocedure('wf.backoff_delay(jsonb, int)') is null as old_gone").fetchone() == {

@@ -11,7 +11,7 @@ from wfsql import chain, claim, complete, define, diamond, enqueue, fail, make_v
 DOCUMENTED = {
     "runs_overview": ["run_id", "workflow", "version", "status", "progress", "current_steps", "attempts",
                       "last_error", "failed_step", "correlation_id", "created_at", "started_at",
-                      "finished_at", "duration"],
+                      "finished_at", "duration", "parent_run_id", "output"],
     "step_timeline": ["run_id", "step", "attempt", "status", "queued_at", "started_at", "finished_at",
                       "duration", "http_status", "error"],
     "stage_health": ["queue", "depth", "oldest_age", "in_flight", "succeeded_5m", "failed_5m",
