@@ -23,6 +23,8 @@ PING = "select 1"
 CLAIM = "select * from wf.claim($1, $2)"
 # heartbeat: keep attempt $3 of step $2 of run $1 invisible $4 more seconds; false when it is not current
 EXTEND = "select wf.extend($1, $2, $3, $4)"
+# not_before still ahead: give attempt $3 of step $2 of run $1 back until $4; false when the time has come
+DEFER = "select wf.defer($1, $2, $3, $4)"
 
 # ---- worker: reports --------------------------------------------------------------------------
 
@@ -34,6 +36,10 @@ COMPLETE_BATCH = "select wf.complete_batch($1::uuid[], $2::text[], $3::int[], $4
 FAIL = "select wf.fail($1, $2, $3, $4, $5, $6, $7)"
 # attempt $3 of step $2 of run $1 is skipped (its `when` rendered false), reason $4
 SKIP = "select wf.skip($1, $2, $3, $4)"
+# a workflow step's attempt $3 (step $2, run $1) starts its child run with input $4; returns the child's id
+START_CHILD = "select wf.start_child($1, $2, $3, $4)"
+# a sql step's attempt $3 (step $2, run $1): its function runs with args $4 in the transaction recording success
+COMPLETE_SQL = "select wf.complete_sql($1, $2, $3, $4)"
 
 # ---- command line -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Render a step's payload_template and `when` over the run's context.
+"""Render a step's payload_template (input_template, args_template), `when` and `not_before` over the run's context.
 
 Jinja2 in a sandbox with StrictUndefined: a template cannot reach Python internals,
 and a missing variable is an error naming the variable, never an empty string.
@@ -8,6 +8,7 @@ A string that is exactly one `{{ expr }}` keeps the JSON type of its value.
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -110,9 +111,35 @@ def _render(value: Any, ctx: dict[str, Any], place: str) -> Any:
     return value
 
 
-def render_payload(template: Any, ctx: dict[str, Any], step: str) -> Any:
-    """The payload for a call; RenderError names the step and the field."""
-    return _render(template, ctx, f"step {step}: payload_template")
+def render_payload(template: Any, ctx: dict[str, Any], step: str, key: str = "payload_template") -> Any:
+    """The payload for a call (or a child's input, a SQL step's args: `key` names the field);
+    RenderError names the step and the field."""
+    return _render(template, ctx, f"step {step}: {key}")
+
+
+def render_not_before(template: str, offset_seconds: int, ctx: dict[str, Any], step: str) -> datetime:
+    """The time a step may start: its not_before rendered to an ISO-8601 timestamp, plus offset_seconds.
+    A value that is not a timestamp with a date is a RenderError naming it (a date alone means midnight
+    UTC; a time without a zone is UTC)."""
+    place = f"step {step}: not_before"
+    value = _render(template, ctx, place)
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, date):
+        when = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise RenderError(f"{place}: rendered {value!r}, not an ISO-8601 timestamp") from None
+    else:
+        raise RenderError(f"{place}: rendered {value!r}, not an ISO-8601 timestamp")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        return when + timedelta(seconds=offset_seconds)
+    except OverflowError:
+        raise RenderError(f"{place}: {value!r} plus {offset_seconds} s is out of range") from None
 
 
 def render_when(template: str | None, ctx: dict[str, Any], step: str) -> bool:

@@ -1,4 +1,5 @@
-"""Reports: hand each answer to SQL (wf.complete, wf.fail, wf.skip), with group commit for completes.
+"""Reports: hand each answer to SQL (wf.complete, wf.fail, wf.skip; wf.start_child and wf.complete_sql for
+workflow and sql steps), with group commit for completes.
 
 A report lost to a dropped connection is retried until the attempt's lease runs out; one the database
 rejects for good (errors.permanent) is logged and dropped. Group commit: idle, an answer goes at once (no
@@ -31,6 +32,28 @@ class Skip:
     """The step's `when` rendered false: wf.skip instead of a call."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class StartChild:
+    """A workflow step: wf.start_child with the rendered input_template (the child's end answers the step)."""
+
+    input: Any
+
+
+@dataclass(frozen=True)
+class RunSql:
+    """A sql step: wf.complete_sql with the rendered args_template (the function runs in the recording transaction)."""
+
+    args: Any
+
+
+Report = Outcome | Skip | StartChild | RunSql
+
+
+def carries_data(report: Report) -> bool:
+    """Whether the report hands the database a value it might refuse (a successful output, an input, args)."""
+    return isinstance(report, StartChild | RunSql) or (isinstance(report, Outcome) and report.ok)
 
 
 def storable(text: str) -> str:
@@ -116,7 +139,7 @@ class Reporter:
         self._leases = leases
         self._contact = contact
 
-    async def report(self, task: asyncpg.Record, outcome: Outcome | Skip) -> None:
+    async def report(self, task: asyncpg.Record, outcome: Report) -> None:
         if isinstance(outcome, Outcome) and outcome.error is not None:
             outcome = replace(outcome, error=storable(outcome.error))
         delay = 0.2
@@ -126,11 +149,12 @@ class Reporter:
                 self._contact.touch()
                 return
             except asyncpg.PostgresError as exc:
-                if isinstance(outcome, Outcome) and outcome.ok and errors.refused_value(exc.sqlstate):
+                if carries_data(outcome) and errors.refused_value(exc.sqlstate):
                     # data the database cannot store (e.g. \u0000 in jsonb): a final step error, not a
                     # dropped report that leaves the step running until its lease runs out
-                    outcome = Outcome(False, error=storable(f"the database refused the output: {exc}"),
-                                      http_status=outcome.http_status)
+                    what = {StartChild: "the child's input", RunSql: "the args"}.get(type(outcome), "the output")
+                    outcome = Outcome(False, error=storable(f"the database refused {what}: {exc}"),
+                                      http_status=getattr(outcome, "http_status", None))
                     continue
                 if errors.permanent(exc.sqlstate):
                     log("report_rejected", level="error", run_id=str(task["run_id"]), step=task["step"],
@@ -147,8 +171,15 @@ class Reporter:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _send(self, task: asyncpg.Record, outcome: Outcome | Skip) -> None:
-        if isinstance(outcome, Skip):
+    async def _send(self, task: asyncpg.Record, outcome: Report) -> None:
+        if isinstance(outcome, StartChild):
+            await self._pool.fetchval(queries.START_CHILD, task["run_id"], task["step"], task["attempt"], outcome.input)
+        elif isinstance(outcome, RunSql):
+            # a lost connection after the commit is safe to retry: the attempt is no longer current, so
+            # the retry is a stale answer and the function does not run twice
+            await self._pool.fetchval(queries.COMPLETE_SQL, task["run_id"], task["step"], task["attempt"],
+                                      outcome.args)
+        elif isinstance(outcome, Skip):
             await self._pool.fetchval(queries.SKIP, task["run_id"], task["step"], task["attempt"], outcome.reason)
         elif outcome.ok:
             await self._completes.complete(task["run_id"], task["step"], task["attempt"], outcome.output)

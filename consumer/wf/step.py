@@ -1,5 +1,9 @@
 """One claimed step: render its templates, call its function, report the answer, log one line.
 
+By kind: a function step is an HTTP call; a workflow step starts its child run (wf.start_child) and a sql
+step runs its function in SQL (wf.complete_sql) — both rendered here, reported like answers. A step with
+not_before first asks wf.defer: if its time is still ahead, the attempt is given back and nothing else runs.
+
 A call longer than what is left of the claim's lease gets a heartbeat (wf.extend) that keeps the message
 invisible while it runs. Whatever goes wrong with one step is contained here: it is reported as a
 retryable worker error and never takes the worker down.
@@ -17,10 +21,12 @@ from wf.calls import Call, Caller, Outcome
 from wf.leases import Leases
 from wf.logs import log
 from wf.metrics import Metrics
-from wf.render import RenderError, build_context, render_payload, render_when
-from wf.reports import Reporter, Skip
+from wf.render import RenderError, build_context, render_not_before, render_payload, render_when
+from wf.reports import Report, Reporter, RunSql, Skip, StartChild
 
 EXTEND_MARGIN = 10.0  # seconds before the lease runs out at which the heartbeat extends it
+# the field a step's template is, by kind (named in render errors)
+TEMPLATE_KEYS = {"function": "payload_template", "workflow": "input_template", "sql": "args_template"}
 
 
 class StepRunner:
@@ -35,11 +41,12 @@ class StepRunner:
     async def run(self, stage: str, task: asyncpg.Record) -> None:
         """Perform and report one claimed step; raises only CancelledError (shutdown)."""
         started = time.perf_counter()
-        outcome: Outcome | Skip
+        outcome: Report | None
         self._leases.hold(task)
         try:
             outcome = await self._perform(task)
-            await self._reporter.report(task, outcome)
+            if outcome is not None:
+                await self._reporter.report(task, outcome)
         except asyncio.CancelledError:
             outcome = Outcome(False, error="cancelled at shutdown")
             raise
@@ -55,14 +62,25 @@ class StepRunner:
             self._leases.release(task)
             self._log_call(stage, task, outcome, time.perf_counter() - started)
 
-    async def _perform(self, task: asyncpg.Record) -> Outcome | Skip:
+    async def _perform(self, task: asyncpg.Record) -> Report | None:
+        """What to report for the step, or None when nothing is (its not_before is still ahead)."""
         ctx = build_context(task["context"])
+        kind = task["kind"]
         try:
+            if task["not_before"] is not None:
+                until = render_not_before(task["not_before"], task["offset_seconds"], ctx, task["step"])
+                # the database's clock decides: false when the time has come
+                if await self._pool.fetchval(queries.DEFER, task["run_id"], task["step"], task["attempt"], until):
+                    return None
             if not render_when(task["when_template"], ctx, task["step"]):
                 return Skip(f"when rendered false: {task['when_template']}")
-            payload = render_payload(task["payload_template"], ctx, task["step"])
+            payload = render_payload(task["payload_template"], ctx, task["step"], TEMPLATE_KEYS[kind])
         except RenderError as exc:
             return Outcome(False, error=f"run {task['run_id']}: {exc}", retryable=False)
+        if kind == "workflow":
+            return StartChild(payload)
+        if kind == "sql":
+            return RunSql(payload)
         call = Call(str(task["run_id"]), task["step"], task["attempt"], task["function"], task["action"],
                     payload, float(task["timeout_seconds"]), task["correlation_id"])
         heartbeat = None
@@ -90,8 +108,14 @@ class StepRunner:
                 continue
             self._leases.extend(task, extend_by)
 
-    def _log_call(self, stage: str, task: asyncpg.Record, outcome: Outcome | Skip, seconds: float) -> None:
-        if isinstance(outcome, Skip):
+    def _log_call(self, stage: str, task: asyncpg.Record, outcome: Report | None, seconds: float) -> None:
+        if outcome is None:
+            status, fields = "deferred", {"not_before": task["not_before"]}
+        elif isinstance(outcome, StartChild):
+            status, fields = "child_started", {"workflow": task["action"]}
+        elif isinstance(outcome, RunSql):
+            status, fields = "sql_ran", {"sql": task["action"]}
+        elif isinstance(outcome, Skip):
             status, fields = "skipped", {"reason": outcome.reason}
         elif outcome.ok:
             status, fields = "succeeded", {}

@@ -21,6 +21,7 @@ from wf.metrics import LastContact, Metrics
 
 CHANNEL = "wf"  # wf's pg_notify channel: the payload is the queue that got a message
 DLQ = "wf_dlq"
+INTERNAL_STAGE = "_wf"  # sql/migrations/0011: steps that are not function calls, and child runs ending
 REFRESH_SECONDS = 10.0
 LISTEN_CHECK_SECONDS = 15.0  # how often the idle LISTEN connection proves it is alive
 
@@ -38,7 +39,9 @@ class Wakeups:
     def __init__(self, dsn: str, wanted: tuple[str, ...], metrics: Metrics, contact: LastContact,
                  stopping: asyncio.Event) -> None:
         self._dsn = dsn
-        self._wanted = set(wanted)
+        # --stages narrows the functions served; the internal stage (workflow, sql and wait_for steps,
+        # child runs ending) is always served
+        self._wanted = set(wanted) | {INTERNAL_STAGE} if wanted else set()
         self._metrics = metrics
         self._contact = contact
         self._stopping = stopping

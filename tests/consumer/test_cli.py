@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from wf.catalog import load
 from wfproc import REPO, TOKEN, WF
 from wfsql import SEED_INPUT, chain, claim, define, enqueue, fail, run_status, seed_definition, step_statuses
 
@@ -85,7 +86,9 @@ def test_missing_dsn_is_a_usage_error():
 
 
 def test_dsn_falls_back_to_database_url(db):
-    assert ok(wf("stages", "--json", env={"DATABASE_URL": db})).strip() == "[]"
+    # a fresh install has only the internal stage (workflow, sql and wait_for steps)
+    stages = json.loads(ok(wf("stages", "--json", env={"DATABASE_URL": db})))
+    assert [s["stage"] for s in stages] == ["_wf"]
 
 
 # ---- install -----------------------------------------------------------------------------------------------------
@@ -94,8 +97,9 @@ def test_dsn_falls_back_to_database_url(db):
 def test_install_then_again_is_idempotent(empty_db):
     first = ok(wf("install", "--no-cron", dsn=empty_db))
     assert "pgmq: bundled" in first or "pgmq: extension" in first
-    assert "migrations applied: 0010_baseline.sql" in first
-    assert "functions and views applied: 49: functions/activate.sql" in first
+    sql = load()
+    assert f"migrations applied: {', '.join(m.name for m in sql.migrations)}\n" in first
+    assert f"functions and views applied: {len(sql.functions) + len(sql.views)}: functions/activate.sql" in first
     second = ok(wf("install", dsn=empty_db))
     assert second.splitlines()[:3] == ["pgmq: present", "migrations applied: none (up to date)",
                                        "functions and views applied: none (up to date)"]
@@ -104,8 +108,9 @@ def test_install_then_again_is_idempotent(empty_db):
 
 def test_install_dry_run_prints_what_it_would_do_and_changes_nothing(empty_db):
     out = ok(wf("install", "--no-cron", "--dry-run", dsn=empty_db)).splitlines()
-    assert out[:3] == ["would install pgmq (bundled)", "would apply migration 0010_baseline.sql",
-                       "would apply functions/activate.sql"]
+    migrations = [f"would apply migration {m.name}" for m in load().migrations]
+    assert out[:2 + len(migrations)] == ["would install pgmq (bundled)", *migrations,
+                                         "would apply functions/activate.sql"]
     assert ok(wf("install", "--no-cron", dsn=empty_db)).startswith("pgmq: bundled")  # nothing was kept
     assert ok(wf("install", "--no-cron", "--dry-run", dsn=empty_db)) == "nothing to do: wf is up to date\n"
 
@@ -290,7 +295,7 @@ def test_stages(db, conn, seed):
     assert re.search(r"^messages\s+wf_messages\s+1\b", table, re.M), table
     assert re.search(r"^send-email\s+wf_send_email\s+0\b", table, re.M), table
     rows = {r["stage"]: r for r in json.loads(ok(wf("stages", "--json", dsn=db)))}
-    assert set(rows) == {"messages", "send-email"}
+    assert set(rows) == {"_wf", "messages", "send-email"}  # _wf: the internal stage
     assert (rows["messages"]["queue"], rows["messages"]["depth"]) == ("wf_messages", 1)
 
 
