@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import signal as os_signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -185,17 +185,22 @@ def define(dsn: str, paths: tuple[Path, ...]) -> None:
         sys.exit(errors.EXIT_BAD_INPUT)
 
 
-def _parse_input(value: str) -> dict[str, Any]:
+def _parse_json(option: str, value: str) -> Any:
+    """A JSON option's value, given inline or as @file.json."""
     text = value
     if value.startswith("@"):
         try:
             text = Path(value[1:]).read_text()
         except OSError as exc:
-            raise BadInput(f"--input: cannot read {value[1:]}: {exc.strerror}") from exc
+            raise BadInput(f"{option}: cannot read {value[1:]}: {exc.strerror}") from exc
     try:
-        parsed = orjson.loads(text)
+        return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise BadInput(f"--input is not valid JSON: {exc}") from exc
+        raise BadInput(f"{option} is not valid JSON: {exc}") from exc
+
+
+def _parse_input(value: str) -> dict[str, Any]:
+    parsed = _parse_json("--input", value)
     if not isinstance(parsed, dict):
         raise BadInput("--input must be a JSON object")
     return parsed
@@ -255,8 +260,14 @@ def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
         return
     run = story["run"]
     click.echo(f"run {run['run_id']}  {run['workflow']} v{run['version']}  {run['status']}  {run['progress']}")
+    if run["parent_run_id"]:
+        click.echo(f"child of run {run['parent_run_id']}")
+    if run["current_steps"]:
+        click.echo(f"now: {run['current_steps']}")
     if run["last_error"]:
         click.echo(f"last error ({run['failed_step']}): {run['last_error']}")
+    if run["output"] is not None:
+        click.echo(f"output: {_cell(run['output'], 400)}")
     click.echo("")
     _print_rows(story["attempts"], False, ["step", "attempt", "status", "started_at", "duration", "http_status",
                                            "error"])
@@ -303,6 +314,21 @@ def retry(dsn: str, run_id: str) -> None:
 @cli.command()
 @dsn_option
 @click.argument("run_id")
+@click.argument("name")
+@click.option("--payload", default="{}", envvar="WF_SIGNAL_PAYLOAD", show_envvar=True,
+              help="The signal's payload (the waiting step's output): JSON, or @file.json.")
+def signal(dsn: str, run_id: str, name: str, payload: str) -> None:
+    """Send signal NAME to a run: the step waiting for it goes on (or it is kept until one waits)."""
+    value = _parse_json("--payload", payload)
+    rows = _run(_fetch(dsn, queries.SIGNAL, _uuid(run_id), name, value))
+    if not rows[0]["ok"]:
+        raise BadInput(f"run {run_id} is already {rows[0]['status']}: the signal was not kept")
+    click.echo(f"signal {name} sent to run {run_id}")
+
+
+@cli.command()
+@dsn_option
+@click.argument("run_id")
 @click.option("--reason", envvar="WF_CANCEL_REASON", show_envvar=True, help="Why (kept in the run's history).")
 def cancel(dsn: str, run_id: str, reason: str | None) -> None:
     """Cancel a run; answers still in flight become no-ops."""
@@ -337,8 +363,8 @@ def worker(dsn: str, concurrency: int, stage_list: str, claim_ahead: int | None,
     token) and WF_SIGNING_SECRET (Standard Webhooks signing secret, optional)."""
     # a stop asked for while the worker still starts up is honoured once it runs
     stop_signals: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
+    for sig in (os_signal.SIGTERM, os_signal.SIGINT):
+        os_signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
     from wf.logs import route_library_logs
     from wf.worker import WorkerConfig, run_worker
 

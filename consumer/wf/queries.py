@@ -61,6 +61,9 @@ STAGE_HEALTH = "select * from wf.stage_health"
 DEAD_LETTERS = "select * from wf.dead_letters"
 # resume failed run $1; its status comes from the view (a wf_admin login may not read the private tables)
 RETRY = "select wf.retry($1) as ok, (select status from wf.runs_overview where run_id = $1) as status"
+# send signal $2 with payload $3 to run $1; false (and the run's status) when the run is final
+SIGNAL = ("select wf.signal($1, $2, $3) as ok, (select status from wf.runs_overview "
+          "where run_id = $1) as status")
 # cancel run $1 with reason $2; its status comes from the view, as for RETRY
 CANCEL = ("select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "
           "where run_id = $1) as status")

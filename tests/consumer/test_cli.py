@@ -59,7 +59,7 @@ def unreachable() -> str:
 
 # ---- help and options ------------------------------------------------------------------------------------
 
-COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "worker"]
+COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "signal", "worker"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -338,6 +338,42 @@ def test_cancel(db, conn, seed):
     assert conn.execute("select error from wf.runs where id = %s", (run_id,)).fetchone()["error"] == "changed my mind"
     bad_input(wf("cancel", run_id, dsn=db), "already cancelled")
     bad_input(wf("cancel", str(uuid.uuid4()), dsn=db), "unknown run")
+
+
+def waiting_for_approval(conn) -> str:
+    define(conn, {"name": "approval", "steps": [{"name": "approve", "wait_for": {"signal": "approved"}}]})
+    run_id = enqueue(conn, "approval")
+    assert claim(conn, "_wf") == []  # the wait starts inside the claim: nothing for a worker to do
+    return run_id
+
+
+def test_signal_completes_the_waiting_step_with_the_payload(db, conn):
+    run_id = waiting_for_approval(conn)
+    out = ok(wf("signal", run_id, "approved", "--payload", '{"by": "ana"}', dsn=db))
+    assert out.strip() == f"signal approved sent to run {run_id}"
+    assert run_status(conn, run_id) == "completed"
+    output = conn.execute("select output from wf.steps where run_id = %s", (run_id,)).fetchone()["output"]
+    assert output == {"by": "ana"}
+
+
+def test_signal_to_a_finished_run_is_bad_input(db, conn):
+    run_id = waiting_for_approval(conn)
+    ok(wf("signal", run_id, "approved", dsn=db))
+    bad_input(wf("signal", run_id, "approved", dsn=db), "already completed")
+
+
+def test_signal_with_a_payload_that_is_not_json_is_bad_input(db, conn):
+    run_id = waiting_for_approval(conn)
+    bad_input(wf("signal", run_id, "approved", "--payload", "{nope", dsn=db), "--payload is not valid JSON")
+    bad_input(wf("signal", run_id, "x" * 101, dsn=db), "signal name must be 1 to 100 characters")
+    assert run_status(conn, run_id) == "running"
+
+
+def test_status_of_a_run_shows_what_it_waits_for_and_its_output(db, conn):
+    run_id = waiting_for_approval(conn)
+    assert 'now: approve: waiting for signal "approved"' in ok(wf("status", run_id, dsn=db))
+    ok(wf("signal", run_id, "approved", "--payload", '{"by": "ana"}', dsn=db))
+    assert 'output: {"approve":{"by":"ana"}}' in ok(wf("status", run_id, dsn=db))
 
 
 # ---- worker ------------------------------------------------------------------------------------------------
