@@ -15,11 +15,13 @@ begin
   if fn is null then
     perform wf.raise_input_error('fn must name a function, like ''public.mark_done(jsonb)''');
   end if;
-  select n.nspname, p.proname, p.proargtypes, p.prorettype, p.proretset, p.prokind into v_proc
+  -- (proargtypes is an oidvector, indexed from 0: compared as oid[] it never equals array[…])
+  select n.nspname, p.proname, p.pronargs, p.proargtypes[0] as argtype, p.prorettype, p.proretset, p.prokind
+  into v_proc
   from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
   where p.oid = fn;
   -- guard: the signature wf.complete_sql calls, schema.function(args jsonb) returns jsonb
-  if v_proc.prokind <> 'f' or v_proc.proargtypes::oid[] <> array['jsonb'::pg_catalog.regtype::oid]
+  if not found or v_proc.prokind <> 'f' or v_proc.pronargs <> 1 or v_proc.argtype <> 'jsonb'::pg_catalog.regtype
      or v_proc.prorettype <> 'jsonb'::pg_catalog.regtype or v_proc.proretset then
     perform wf.raise_input_error(format('%s cannot be a sql step: it must be a function (args jsonb) returns jsonb', fn));
   end if;
