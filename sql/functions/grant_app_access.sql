@@ -17,7 +17,7 @@ begin
              using (exists (select 1 from wf.runs r where r.id = run_id and r.owner = (select wf.auth_uid())))';
   execute 'grant usage on schema wf to authenticated';
   execute 'grant select (id, workflow, version, status, input, correlation_id, error, failed_step, run_at,
-                         created_at, started_at, finished_at, owner) on wf.runs to authenticated';
+                         created_at, started_at, finished_at, owner, output, parent_run_id) on wf.runs to authenticated';
   execute 'grant select (run_id, name, function, status, attempt, queued_at, started_at, finished_at,
                          output, error) on wf.steps to authenticated';
   execute 'grant select on wf.my_runs to authenticated';

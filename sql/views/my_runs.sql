@@ -17,7 +17,9 @@ select
   r.started_at,
   r.finished_at,
   r.owner,
-  coalesce(s.steps, '[]') as steps
+  coalesce(s.steps, '[]') as steps,
+  r.output,
+  r.parent_run_id
 from wf.runs r
 left join lateral (
   select
@@ -34,6 +36,6 @@ left join lateral (
 where r.owner = (select wf.auth_uid())
 order by r.created_at desc;
 comment on view wf.my_runs is
-  'For apps: the runs of the signed-in user (owner = auth.uid()), newest first, with progress and steps. Security invoker: row level security applies.';
+  'For apps: the runs of the signed-in user (owner = auth.uid()), newest first, with progress, steps and output. Security invoker: row level security applies.';
 
 revoke all on wf.my_runs from public;

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 from wfproc import Gateway
-from wfsql import chain, define
+from wfsql import chain, claim, define
 
 JWT_SECRET = "wf-test-jwt-secret-with-at-least-32-characters"
 ALLOWED_ORIGIN = "https://app.example.com"
@@ -58,6 +58,7 @@ def api_db(pg_server, supabase_template) -> Iterator[str]:
         define(conn, {"name": "needs-input", "required_fields": ["email"],
                       "steps": [{"name": "a", "function": "echo", "action": "go"}]})
         define(conn, chain(name="switched-off", n=1))
+        define(conn, {"name": "approval", "steps": [{"name": "approve", "wait_for": {"signal": "approved"}}]})
         conn.execute("select wf.deactivate('switched-off')")
     try:
         yield dsn
@@ -282,6 +283,37 @@ def test_a_bad_body_is_400_naming_the_field(api, body, field):
 def test_a_body_that_is_not_json_is_400(api):
     status, _, answer = api.call("POST", "/start", user=new_user(), raw=b"{not json")
     assert (status, answer) == (400, {"error": "body is not JSON", "field": "body"})
+
+
+def test_the_owner_signals_a_waiting_run_and_reads_its_final_result(api, db_conn):
+    alice, bob = new_user(), new_user()
+    _, run = api.start(alice, "approval")
+    claim(db_conn, "_wf")  # what a worker does: the step starts waiting for "approved"
+    path = f"/jobs/{run['run_id']}/signals/approved"
+
+    # someone else's run answers as if it did not exist, and the signal is not kept
+    status, _, body = api.call("POST", path, user=bob, body={"by": "bob"})
+    assert (status, body) == (404, {"error": f"unknown run {run['run_id']}", "field": "id"})
+    assert db_conn.execute("select count(*) as n from wf.signals").fetchone()["n"] == 0
+
+    status, _, body = api.call("POST", path, user=alice, body={"by": "alice"})
+    assert (status, body) == (202, {"run_id": run["run_id"], "signal": "approved", "accepted": True})
+    status, _, job = api.call("GET", f"/jobs/{run['run_id']}", user=alice)
+    assert (job["status"], job["final_result"]) == ("completed", {"approve": {"by": "alice"}})
+
+    # the run is final now: a second signal is refused
+    status, _, body = api.call("POST", path, user=alice, body={})
+    assert status == 409 and body["field"] == "id"
+
+
+def test_a_bad_signal_is_400_naming_the_field(api):
+    alice = new_user()
+    _, run = api.start(alice, "approval")
+    status, _, body = api.call("POST", f"/jobs/{run['run_id']}/signals/approved", user=alice, raw=b"{nope")
+    assert (status, body) == (400, {"error": "body is not JSON", "field": "body"})
+    status, _, body = api.call("POST", f"/jobs/{run['run_id']}/signals/{'x' * 101}", user=alice, body={})
+    assert status == 400 and body["field"] == "name"
+    assert api.call("GET", f"/jobs/{run['run_id']}/signals/approved", user=alice)[0] == 405
 
 
 def test_wf_errors_come_back_with_wfs_message(api):

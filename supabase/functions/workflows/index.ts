@@ -4,8 +4,13 @@
 //                             → 201 {"run_id", "workflow", "status", "created_at"} (200 when the
 //                               idempotency key returned a run the caller started before)
 //   GET  /workflows/jobs      → 200 {"jobs": [...]}: the caller's runs, newest first (?limit=1..100)
-//   GET  /workflows/jobs/{id} → 200 the run with its steps; 404 when it does not exist or is
-//                               someone else's (the two are indistinguishable on purpose)
+//   GET  /workflows/jobs/{id} → 200 the run with its steps and its output as final_result; 404
+//                               when it does not exist or is someone else's (the two are
+//                               indistinguishable on purpose)
+//   POST /workflows/jobs/{id}/signals/{name}   body: the payload (any JSON; empty body → {})
+//                             → 202 {"run_id", "signal", "accepted": true}: the step waiting for it
+//                               goes on, or it is kept until one waits; 409 when the run is
+//                               final; 404 as for GET /jobs/{id}
 //
 // Paths are relative to the functions URL: /functions/v1/workflows/... (the local gateway
 // and Supabase's); "/workflows/start" with the function name in front also works.
@@ -204,7 +209,7 @@ function optionalText(body: Json, field: string, max: number): string | null {
   return value;
 }
 
-async function readBody(req: Request): Promise<Json> {
+async function readText(req: Request): Promise<string> {
   if (Number(req.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) {
     throw new HttpError(413, `body is larger than ${MAX_BODY_BYTES} bytes`, "body");
   }
@@ -212,6 +217,11 @@ async function readBody(req: Request): Promise<Json> {
   if (raw.length > MAX_BODY_BYTES) {
     throw new HttpError(413, `body is larger than ${MAX_BODY_BYTES} bytes`, "body");
   }
+  return raw;
+}
+
+async function readBody(req: Request): Promise<Json> {
+  const raw = await readText(req);
   let body: unknown;
   try {
     body = JSON.parse(raw);
@@ -290,11 +300,41 @@ async function getRun(req: Request, user: User, id: string): Promise<Response> {
   const [run] = await asUser(user, async (tx) => {
     await becomeAuthenticated(tx);
     return await tx`
-      select ${tx(RUN_COLUMNS)}, input, steps from wf.my_runs
+      select ${tx(RUN_COLUMNS)}, input, steps, output as final_result, parent_run_id from wf.my_runs
       where run_id = ${id} and owner = ${user.id}`;
   }, "read only");
   if (!run) throw new HttpError(404, `unknown run ${id}`, "id");
   return json(req, run);
+}
+
+const MAX_SIGNAL_NAME = 100;
+
+async function sendSignal(req: Request, user: User, arg: string): Promise<Response> {
+  const [id, name] = arg.split("\u0000");
+  if (!UUID.test(id)) throw new HttpError(404, `unknown run ${id}`, "id");
+  if (name.length < 1 || name.length > MAX_SIGNAL_NAME) {
+    throw new HttpError(400, `signal name must be 1 to ${MAX_SIGNAL_NAME} characters`, "name");
+  }
+  const raw = await readText(req);
+  let payload: unknown = {};
+  if (raw.trim()) {
+    try {
+      payload = JSON.parse(raw);
+    } catch {
+      throw new HttpError(400, "body is not JSON", "body");
+    }
+  }
+  const accepted = await asUser(user, async (tx) => {
+    // only the run's owner may signal it: wf.my_runs shows the caller's runs only (owner =
+    // auth.uid() from the verified claims); anyone else's run is as unknown as a missing one
+    const [mine] = await tx`select run_id from wf.my_runs where run_id = ${id} and owner = ${user.id}`;
+    if (!mine) throw new HttpError(404, `unknown run ${id}`, "id");
+    const [row] = await tx`
+      select wf.signal(${id}, ${name}, ${tx.json(payload as postgres.JSONValue)}) as accepted`;
+    return row.accepted as boolean;
+  });
+  if (!accepted) throw new HttpError(409, `run ${id} is already final: the signal was not kept`, "id");
+  return json(req, { run_id: id, signal: name, accepted }, 202);
 }
 
 // ---- routing ----------------------------------------------------------------------------------
@@ -323,11 +363,19 @@ function route(pathname: string): { routes: Route[]; arg: string } | null {
   if (path === "/jobs") return { routes: [{ method: "GET", handle: listRuns }], arg: "" };
   const one = /^\/jobs\/([^/]+)$/.exec(path);
   if (one) return { routes: [{ method: "GET", handle: getRun }], arg: decodeSegment(one[1]) };
+  const signal = /^\/jobs\/([^/]+)\/signals\/([^/]+)$/.exec(path);
+  if (signal) {
+    return {
+      routes: [{ method: "POST", handle: sendSignal }],
+      arg: `${decodeSegment(signal[1])}\u0000${decodeSegment(signal[2])}`,
+    };
+  }
   return null;
 }
 
 /** The request field a wf error is about: its message names it (README, SQL API). */
 function wfErrorField(code: string, message: string): string {
+  if (/^run \S+: signal /.test(message)) return "body"; // wf.signal: the payload
   if (code === "P0002" || code === "55000") return "workflow";
   return ["idempotency_key", "correlation_id"].find((f) => message.includes(f)) ?? "input";
 }
@@ -343,7 +391,10 @@ export default {
     try {
       const found = route(new URL(req.url).pathname);
       if (!found) {
-        throw new HttpError(404, "no such endpoint: POST /start, GET /jobs, GET /jobs/{id}");
+        throw new HttpError(
+          404,
+          "no such endpoint: POST /start, GET /jobs, GET /jobs/{id}, POST /jobs/{id}/signals/{name}",
+        );
       }
       const match = found.routes.find((r) => r.method === req.method);
       if (!match) {

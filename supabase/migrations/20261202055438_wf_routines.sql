@@ -172,11 +172,13 @@ begin
   if fn is null then
     perform wf.raise_input_error('fn must name a function, like ''public.mark_done(jsonb)''');
   end if;
-  select n.nspname, p.proname, p.proargtypes, p.prorettype, p.proretset, p.prokind into v_proc
+  -- (proargtypes is an oidvector, indexed from 0: compared as oid[] it never equals array[…])
+  select n.nspname, p.proname, p.pronargs, p.proargtypes[0] as argtype, p.prorettype, p.proretset, p.prokind
+  into v_proc
   from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
   where p.oid = fn;
   -- guard: the signature wf.complete_sql calls, schema.function(args jsonb) returns jsonb
-  if v_proc.prokind <> 'f' or v_proc.proargtypes::oid[] <> array['jsonb'::pg_catalog.regtype::oid]
+  if not found or v_proc.prokind <> 'f' or v_proc.pronargs <> 1 or v_proc.argtype <> 'jsonb'::pg_catalog.regtype
      or v_proc.prorettype <> 'jsonb'::pg_catalog.regtype or v_proc.proretset then
     perform wf.raise_input_error(format('%s cannot be a sql step: it must be a function (args jsonb) returns jsonb', fn));
   end if;
@@ -1563,7 +1565,7 @@ begin
              using (exists (select 1 from wf.runs r where r.id = run_id and r.owner = (select wf.auth_uid())))';
   execute 'grant usage on schema wf to authenticated';
   execute 'grant select (id, workflow, version, status, input, correlation_id, error, failed_step, run_at,
-                         created_at, started_at, finished_at, owner) on wf.runs to authenticated';
+                         created_at, started_at, finished_at, owner, output, parent_run_id) on wf.runs to authenticated';
   execute 'grant select (run_id, name, function, status, attempt, queued_at, started_at, finished_at,
                          output, error) on wf.steps to authenticated';
   execute 'grant select on wf.my_runs to authenticated';
@@ -3008,7 +3010,9 @@ select
   r.started_at,
   r.finished_at,
   r.owner,
-  coalesce(s.steps, '[]') as steps
+  coalesce(s.steps, '[]') as steps,
+  r.output,
+  r.parent_run_id
 from wf.runs r
 left join lateral (
   select
@@ -3025,7 +3029,7 @@ left join lateral (
 where r.owner = (select wf.auth_uid())
 order by r.created_at desc;
 comment on view wf.my_runs is
-  'For apps: the runs of the signed-in user (owner = auth.uid()), newest first, with progress and steps. Security invoker: row level security applies.';
+  'For apps: the runs of the signed-in user (owner = auth.uid()), newest first, with progress, steps and output. Security invoker: row level security applies.';
 
 revoke all on wf.my_runs from public;
 
@@ -3332,7 +3336,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
   ('functions/advance.sql', 'function', 'ae3ce5019d80d8de248e4ed10be1c5e11c6d819fc63002fa9ddf45d72ec0d44c'),
   ('functions/advance_runs.sql', 'function', '5691df7685fd09457fa76403ebf5331286a8b8f13523295046820d1250b8e7bf'),
-  ('functions/allow_sql_step.sql', 'function', 'e9b82d80debcce7f0392202acc437fdc7d6cb8fce1b6b1c3429ea830f4a93559'),
+  ('functions/allow_sql_step.sql', 'function', 'e5a23a44c96b13ffa0499290b730be97db65e91383cc2d26c6af9350971b7d00'),
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
   ('functions/cancel.sql', 'function', 'b659bed19571572461f7a9418167869d82a8ab124d5f362339442ee7d2262f8b'),
@@ -3357,7 +3361,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/finish_child.sql', 'function', 'fc3953c3105e1808b130b48e31e3211d09cef403c25b5166a096081e835ad3e0'),
   ('functions/finish_step.sql', 'function', 'b69da27380ecfcbf782bd1c3504843eb433cc36b51648f52453121136de21da0'),
   ('functions/fire_schedule.sql', 'function', 'e926760a311b7772047e138b839c5454701ba350e5819f6381a2a5ec73f90f3a'),
-  ('functions/grant_app_access.sql', 'function', '9159b75ecd4763f8a9bf3aec34c5572f0034b09c30499aa8241ff24d5d0df24e'),
+  ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
   ('functions/kill_step.sql', 'function', '15737af5d9e18eb410da5fba6428c59862d1173219777311777399c12ee567de'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
@@ -3389,7 +3393,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/worker_stages.sql', 'function', 'bcab340c2044e3eea5857a4d36a9c1524c8c953b4b852ec61d50162a51673f9c'),
   ('views/dead_letters.sql', 'view', 'abd1b94aaa23866380fde29d4185543e047b5449629a9690af25869ef9d508fd'),
   ('views/failures.sql', 'view', '45c89cc23bc0efca9b0c154b3acfec358cb904ab6e92489ce6d8cd5a60c8dd51'),
-  ('views/my_runs.sql', 'view', 'dfe0002692593280ebf693ed979370dbff33438672e23daa727296e84f60950f'),
+  ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
   ('views/runs_overview.sql', 'view', '0d84a709fb247716399647eed06ef2ae749ee7f1d93a19346e88480ce542483f'),
   ('views/stage_health.sql', 'view', '97a864a030d8492d93d42fb7cc3e97dd053777070f687beb4db1b8aa95ff2904'),
