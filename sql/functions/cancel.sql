@@ -7,7 +7,6 @@ set search_path = ''
 as $$
 declare
   v_status text;
-  v_child uuid;
 begin
   if run_id is null then
     perform wf.raise_input_error('run_id must not be null');
@@ -25,14 +24,7 @@ begin
   where r.id = cancel.run_id;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
-  -- its unfinished children are cancelled too (their locks after the parent's, in id order)
-  for v_child in
-    select c.id from wf.runs c
-    where c.parent_run_id = cancel.run_id and c.status not in ('completed', 'failed', 'cancelled')
-    order by c.id
-  loop
-    perform wf.cancel(v_child, format('parent run %s was cancelled', run_id));
-  end loop;
+  -- its unfinished children were cancelled with the steps waiting for them (cancel_open_steps)
   perform wf.notify_parent(run_id);
   return true;
 end;

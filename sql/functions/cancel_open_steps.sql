@@ -1,5 +1,7 @@
 -- wf.cancel_open_steps: cancel every step of a run that has not finished
--- (running ones too when p_running); their messages leave the queues
+-- (running ones too when p_running); their messages leave the queues. Steps that wait
+-- without a call in flight (for a signal, for a child run) are cancelled either way, and
+-- their child runs with them.
 create or replace function wf.cancel_open_steps(p_run_id uuid, p_running boolean, p_reason text)
 returns int
 language plpgsql
@@ -10,16 +12,23 @@ declare
   v_count int := 0;
 begin
   for v_step in
-    select s.name, s.attempt, s.status, s.msg_id, st.queue
+    select s.name, s.attempt, s.status, s.msg_id, s.child_run_id, st.queue
     from wf.steps s join wf.stages st on st.name = s.function
     where s.run_id = p_run_id
-      and (s.status in ('waiting', 'queued', 'retrying') or (p_running and s.status = 'running'))
+      and (s.status in ('waiting', 'queued', 'retrying')
+           or (s.status = 'running' and (p_running or (s.function = '_wf' and s.lease_until is null))))
+    order by s.name
   loop
     if v_step.msg_id is not null and v_step.status <> 'waiting' then
       perform pgmq.archive(v_step.queue, v_step.msg_id);
     end if;
-    update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
+    update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null, wake_at = null
     where s.run_id = p_run_id and s.name = v_step.name;
+    -- guard: a child run nobody waits for any more stops too (its lock after this run's)
+    if v_step.status = 'running' and v_step.child_run_id is not null then
+      perform wf.cancel(v_step.child_run_id,
+        format('parent run %s %s', p_run_id, case when p_running then 'was cancelled' else 'failed' end));
+    end if;
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (p_run_id, v_step.name, v_step.attempt, 'cancelled', jsonb_build_object('was', v_step.status, 'reason', p_reason));
     v_count := v_count + 1;

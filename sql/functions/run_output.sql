@@ -11,17 +11,12 @@ declare
   v_run record;
   v_steps jsonb;
 begin
-  select r.id, r.workflow, r.version, r.input, r.correlation_id, d.output_template into v_run
+  select r.id, r.workflow, r.version, r.input, r.correlation_id, d.output_template, d.final_steps into v_run
   from wf.runs r join wf.definitions d on d.workflow = r.workflow and d.version = r.version
   where r.id = p_run_id;
   if v_run.output_template is null then
     return (select coalesce(jsonb_object_agg(s.name, s.output), '{}'::jsonb)
-            from wf.steps s
-            join wf.definition_steps ds on ds.workflow = v_run.workflow and ds.version = v_run.version and ds.name = s.name
-            where s.run_id = p_run_id
-              and not exists (select 1 from wf.definition_steps o
-                              where o.workflow = v_run.workflow and o.version = v_run.version
-                                and ds.name = any (o.depends_on)));
+            from wf.steps s where s.run_id = p_run_id and s.name = any (v_run.final_steps));
   end if;
   select jsonb_object_agg(s.name, jsonb_build_object('status', s.status, 'output', s.output, 'error', s.error))
   into v_steps from wf.steps s where s.run_id = p_run_id;

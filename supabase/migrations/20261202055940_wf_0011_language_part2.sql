@@ -18,8 +18,17 @@ alter table wf.definition_steps
 insert into wf.stages (name, queue, visibility_timeout) values ('_wf', 'wf__wf', 60);
 select pgmq.create('wf__wf');
 
--- the definition's output_template (null: the output is the final steps' outputs)
-alter table wf.definitions add column output_template jsonb;
+-- the definition's output_template (null: the output is the final steps' outputs), and its
+-- final steps (those no other step depends on), so a run's output is one indexed read
+alter table wf.definitions
+  add column output_template jsonb,
+  add column final_steps text[] not null default '{}';
+update wf.definitions d set final_steps = array(
+  select s.name from wf.definition_steps s
+  where s.workflow = d.workflow and s.version = d.version
+    and not exists (select 1 from wf.definition_steps o
+                    where o.workflow = d.workflow and o.version = d.version and s.name = any (o.depends_on))
+  order by s.position);
 
 -- child runs: their parent step, and how deep they are nested (a root run is 0)
 alter table wf.runs

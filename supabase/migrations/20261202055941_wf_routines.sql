@@ -261,7 +261,6 @@ set search_path = ''
 as $$
 declare
   v_status text;
-  v_child uuid;
 begin
   if run_id is null then
     perform wf.raise_input_error('run_id must not be null');
@@ -279,14 +278,7 @@ begin
   where r.id = cancel.run_id;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
-  -- its unfinished children are cancelled too (their locks after the parent's, in id order)
-  for v_child in
-    select c.id from wf.runs c
-    where c.parent_run_id = cancel.run_id and c.status not in ('completed', 'failed', 'cancelled')
-    order by c.id
-  loop
-    perform wf.cancel(v_child, format('parent run %s was cancelled', run_id));
-  end loop;
+  -- its unfinished children were cancelled with the steps waiting for them (cancel_open_steps)
   perform wf.notify_parent(run_id);
   return true;
 end;
@@ -297,7 +289,9 @@ grant execute on function wf.cancel(uuid, text) to wf_admin;
 
 -- sql/functions/cancel_open_steps.sql
 -- wf.cancel_open_steps: cancel every step of a run that has not finished
--- (running ones too when p_running); their messages leave the queues
+-- (running ones too when p_running); their messages leave the queues. Steps that wait
+-- without a call in flight (for a signal, for a child run) are cancelled either way, and
+-- their child runs with them.
 create or replace function wf.cancel_open_steps(p_run_id uuid, p_running boolean, p_reason text)
 returns int
 language plpgsql
@@ -308,16 +302,23 @@ declare
   v_count int := 0;
 begin
   for v_step in
-    select s.name, s.attempt, s.status, s.msg_id, st.queue
+    select s.name, s.attempt, s.status, s.msg_id, s.child_run_id, st.queue
     from wf.steps s join wf.stages st on st.name = s.function
     where s.run_id = p_run_id
-      and (s.status in ('waiting', 'queued', 'retrying') or (p_running and s.status = 'running'))
+      and (s.status in ('waiting', 'queued', 'retrying')
+           or (s.status = 'running' and (p_running or (s.function = '_wf' and s.lease_until is null))))
+    order by s.name
   loop
     if v_step.msg_id is not null and v_step.status <> 'waiting' then
       perform pgmq.archive(v_step.queue, v_step.msg_id);
     end if;
-    update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
+    update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null, wake_at = null
     where s.run_id = p_run_id and s.name = v_step.name;
+    -- guard: a child run nobody waits for any more stops too (its lock after this run's)
+    if v_step.status = 'running' and v_step.child_run_id is not null then
+      perform wf.cancel(v_step.child_run_id,
+        format('parent run %s %s', p_run_id, case when p_running then 'was cancelled' else 'failed' end));
+    end if;
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (p_run_id, v_step.name, v_step.attempt, 'cancelled', jsonb_build_object('was', v_step.status, 'reason', p_reason));
     v_count := v_count + 1;
@@ -1158,9 +1159,13 @@ begin
   end loop;
 
   v_version := coalesce((select max(d.version) from wf.definitions d where d.workflow = v_name), 0) + 1;
-  insert into wf.definitions (workflow, version, definition, checksum, input_vars, output_template)
+  insert into wf.definitions (workflow, version, definition, checksum, input_vars, output_template, final_steps)
   values (v_name, v_version, definition, v_checksum,
-          array(select jsonb_array_elements_text(v_normal -> 'input_vars')), definition -> 'output_template');
+          array(select jsonb_array_elements_text(v_normal -> 'input_vars')), definition -> 'output_template',
+          array(select s ->> 'name' from jsonb_array_elements(v_normal -> 'steps') s
+                where not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
+                                  where (o -> 'depends_on') ? (s ->> 'name'))
+                order by (s ->> 'position')::int));
   insert into wf.definition_steps
   select (jsonb_populate_record(null::wf.definition_steps, s || jsonb_build_object('version', v_version))).*
   from jsonb_array_elements(v_normal -> 'steps') s;
@@ -2208,17 +2213,12 @@ declare
   v_run record;
   v_steps jsonb;
 begin
-  select r.id, r.workflow, r.version, r.input, r.correlation_id, d.output_template into v_run
+  select r.id, r.workflow, r.version, r.input, r.correlation_id, d.output_template, d.final_steps into v_run
   from wf.runs r join wf.definitions d on d.workflow = r.workflow and d.version = r.version
   where r.id = p_run_id;
   if v_run.output_template is null then
     return (select coalesce(jsonb_object_agg(s.name, s.output), '{}'::jsonb)
-            from wf.steps s
-            join wf.definition_steps ds on ds.workflow = v_run.workflow and ds.version = v_run.version and ds.name = s.name
-            where s.run_id = p_run_id
-              and not exists (select 1 from wf.definition_steps o
-                              where o.workflow = v_run.workflow and o.version = v_run.version
-                                and ds.name = any (o.depends_on)));
+            from wf.steps s where s.run_id = p_run_id and s.name = any (v_run.final_steps));
   end if;
   select jsonb_object_agg(s.name, jsonb_build_object('status', s.status, 'output', s.output, 'error', s.error))
   into v_steps from wf.steps s where s.run_id = p_run_id;
@@ -2676,13 +2676,16 @@ begin
     return v_vars;
   end if;
 
+  -- (the patterns below end in `{1,1}?`: a PostgreSQL regex made of alternatives `a|b` is
+  -- always greedy as a whole, whatever its `.*?` say, so `{{ a }} and {{ b }}` would be one
+  -- match; the non-greedy quantifier on the group makes each match the shortest)
   -- guard: every opening delimiter has its closing one and nothing is left over
-  v_rest := regexp_replace(template, '\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}', '', 'gs');
+  v_rest := regexp_replace(template, '(?:\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}){1,1}?', '', 'gs');
   if v_rest ~ '\{\{|\}\}|\{%|%\}|\{#|#\}' then
     perform wf.raise_input_error(format('%s: template does not parse (unbalanced {{ }} or {%% %%}): %s', place, left(template, 200)));
   end if;
 
-  for v_match in select regexp_matches(template, '\{\{(.*?)\}\}|\{%(.*?)%\}', 'gs') loop
+  for v_match in select regexp_matches(template, '(?:\{\{(.*?)\}\}|\{%(.*?)%\}){1,1}?', 'gs') loop
     v_expr := coalesce(v_match[1], v_match[2]);
     if btrim(v_expr, E' \t\r\n-+') = '' then
       perform wf.raise_input_error(format('%s: template does not parse (empty expression): %s', place, left(template, 200)));
@@ -3330,7 +3333,7 @@ create table if not exists wf.routines (
 revoke all on wf.routines from public;
 insert into wf.migrations (version, name, checksum) values
   (10, '0010_baseline.sql', 'b387d4f0c77a4b11ac2920c6d92fd62a81c491413c0a32fdb0a9a26d96c7542e'),
-  (11, '0011_language_part2.sql', 'dfb10a8451fddc4a982b54080058a669224152a03a10bedf9ffefcd1e5af0b50')
+  (11, '0011_language_part2.sql', 'beeb182e04b5134206cb959c5177ae5ad8928c47eadc84c1d572ba6ca9300143')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -3339,8 +3342,8 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/allow_sql_step.sql', 'function', 'e5a23a44c96b13ffa0499290b730be97db65e91383cc2d26c6af9350971b7d00'),
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
-  ('functions/cancel.sql', 'function', 'b659bed19571572461f7a9418167869d82a8ab124d5f362339442ee7d2262f8b'),
-  ('functions/cancel_open_steps.sql', 'function', '8b134836b3567177f7b3c9ee8e90426298a587ad2359fb716f82add8a1ff73bd'),
+  ('functions/cancel.sql', 'function', 'f373a528736952cec226b0ea11db26bcb913a29a152f542e64aaa90e2e776113'),
+  ('functions/cancel_open_steps.sql', 'function', 'c809496ede952a80213b824716c54b6052ba30c5deb606e0cb0e237d177d80ea'),
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
@@ -3352,7 +3355,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/current_attempt.sql', 'function', '692c143dc27bf34520c080ac7a8e47e2196dbcf27967ac89b189e406b9b76d67'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
-  ('functions/define.sql', 'function', '7d18ffa306176559161506af7b8e6bd6057b8bd3276ad8f11efdc8dd5c353919'),
+  ('functions/define.sql', 'function', '99702340a040180759350b6ebf4f844349ddc7564d1a9e3ba3a6a9caaccca626'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
   ('functions/enqueue.sql', 'function', '8161eee7983231d01987f281e1c3cea6a1d2258ad1efa3f9fcd09cec12482549'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
@@ -3374,7 +3377,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/render_paths.sql', 'function', 'fecbe7ef71307f1fb2549bf539213f570d35d1fe5d5ac87b98e4ae8329416a24'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
   ('functions/retry.sql', 'function', 'd7f127c1fdaa67e233690c9f967de7c1fb9fa1340dd87297a6e7f0dc7e510a58'),
-  ('functions/run_output.sql', 'function', '6cca64bb387bebc72587a21c4b9562d42602085ce9364b550764454d71b194a4'),
+  ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
   ('functions/schedule.sql', 'function', 'e3767e51db944a60a4fd77f945fda623184da4e3ee86fc35080e97d5d5927e55'),
   ('functions/schema_error.sql', 'function', '91085a2d3a483f482d4790248424422c1069c6f8dbf99c461384ee8071941782'),
@@ -3384,7 +3387,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/skip.sql', 'function', '8af695b8be707b14595e612fc355058a2bfc834c75aba40f7447e548c59c566d'),
   ('functions/start_child.sql', 'function', '15baabde5fca053a059f8554d92ab5ae8d87b31cc1d8f8f30fc8141901a8268a'),
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
-  ('functions/template_vars.sql', 'function', '701e68ab74493ecfdd8f472ebf1ea8b2177f4b1d7ed4437270e9d60eaf7ddc5b'),
+  ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
   ('functions/tick.sql', 'function', 'c862f15c4c5ebc7a4bc808780226388cf42aaaae37178848b4b434b9383098e1'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
