@@ -23,13 +23,16 @@ begin
     return v_vars;
   end if;
 
+  -- (the patterns below end in `{1,1}?`: a PostgreSQL regex made of alternatives `a|b` is
+  -- always greedy as a whole, whatever its `.*?` say, so `{{ a }} and {{ b }}` would be one
+  -- match; the non-greedy quantifier on the group makes each match the shortest)
   -- guard: every opening delimiter has its closing one and nothing is left over
-  v_rest := regexp_replace(template, '\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}', '', 'gs');
+  v_rest := regexp_replace(template, '(?:\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}){1,1}?', '', 'gs');
   if v_rest ~ '\{\{|\}\}|\{%|%\}|\{#|#\}' then
     perform wf.raise_input_error(format('%s: template does not parse (unbalanced {{ }} or {%% %%}): %s', place, left(template, 200)));
   end if;
 
-  for v_match in select regexp_matches(template, '\{\{(.*?)\}\}|\{%(.*?)%\}', 'gs') loop
+  for v_match in select regexp_matches(template, '(?:\{\{(.*?)\}\}|\{%(.*?)%\}){1,1}?', 'gs') loop
     v_expr := coalesce(v_match[1], v_match[2]);
     if btrim(v_expr, E' \t\r\n-+') = '' then
       perform wf.raise_input_error(format('%s: template does not parse (empty expression): %s', place, left(template, 200)));
