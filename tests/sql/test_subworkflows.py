@@ -278,6 +278,19 @@ def test_child_that_cannot_start_fails_the_step_without_retry(conn: psycopg.Conn
     assert sub["error"].startswith("child workflow child did not start: workflow child is inactive")
 
 
+def test_child_refusing_its_input_fails_the_step_without_retry(conn: psycopg.Connection) -> None:
+    define(conn, {"name": "child", "required_fields": ["email"],
+                  "steps": [{"name": "c1", "function": "echo", "action": "go"}]})
+    define_parent(conn, max_retries=3)
+    parent = enqueue(conn, "parent", {"x": 1})
+    [task] = claim(conn, "_wf")
+    assert start_child(conn, task, {"x": 1}) is None
+    sub = step_row(conn, parent, "sub")
+    assert (sub["status"], sub["error"]) == (
+        "dead", "child workflow child did not start: workflow child: input is missing required field(s) email")
+    assert conn.execute("select count(*) as n from wf.runs where workflow = 'child'").fetchone()["n"] == 0
+
+
 # --- define-time checks --------------------------------------------------------------------------
 
 
