@@ -143,8 +143,10 @@ def test_define_a_folder_loads_every_json_file(db, tmp_path):
     assert sorted(ok(wf("define", str(tmp_path), dsn=db)).splitlines()) == ["alpha → 1", "beta → 1"]
 
 
-def test_define_the_shipped_templates(db):
-    assert "proposal-created → 1" in ok(wf("define", str(REPO / "templates"), dsn=db))
+def test_define_the_shipped_templates(db, conn):
+    conn.execute((REPO / "supabase/demo.sql").read_text())  # the demo's tables and its allowed sql step
+    out = ok(wf("define", str(REPO / "templates"), dsn=db))
+    assert "proposal-created → 1" in out and "proposal-status-change → 1" in out
 
 
 def test_define_names_each_bad_file_and_its_problem_and_still_loads_the_others(db, conn, tmp_path):
