@@ -18,7 +18,7 @@ import click
 import orjson
 
 from wf import db, errors, queries
-from wf.definitions import DefinitionFileError, load_definition_files
+from wf.definitions import DefinitionFileError, children_first, load_definition_files
 
 T = TypeVar("T")
 
@@ -160,6 +160,7 @@ def install(dsn: str, no_cron: bool, dry_run: bool) -> None:
 def define(dsn: str, paths: tuple[Path, ...]) -> None:
     """Load workflow definitions from JSON files or folders; prints name → version."""
     loaded, problems = load_definition_files(paths)
+    loaded = children_first(loaded)
 
     async def store() -> list[tuple[str, str]]:
         conn = await db.connect(dsn)

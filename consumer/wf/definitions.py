@@ -16,6 +16,7 @@ from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 _ENV = SandboxedEnvironment()
+TEMPLATE_KEYS = ("payload_template", "input_template", "args_template")
 
 
 @dataclass
@@ -46,8 +47,9 @@ def template_problems(definition: dict[str, Any]) -> list[str]:
         if not isinstance(step, dict):
             continue
         name = step.get("name", "?")
-        fields = [("when", step["when"])] if isinstance(step.get("when"), str) else []
-        for place, text in [*_strings(step.get("payload_template"), "payload_template"), *fields]:
+        fields = [(key, step[key]) for key in ("when", "not_before") if isinstance(step.get(key), str)]
+        templates = [place_text for key in TEMPLATE_KEYS for place_text in _strings(step.get(key), key)]
+        for place, text in [*templates, *fields]:
             try:
                 _ENV.parse(text)
             except TemplateSyntaxError as exc:
@@ -87,3 +89,30 @@ def load_definition_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, dict[
             continue
         loaded.append((path, definition))
     return loaded, errors
+
+
+def children_first(loaded: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+    """The definitions in an order wf.define accepts: a workflow a `workflow` step runs is defined before
+    the definition that names it (otherwise file order). A cycle is left as it is for wf.define to refuse."""
+    by_name = {d.get("name"): (path, d) for path, d in loaded}
+    ordered: list[tuple[Path, dict[str, Any]]] = []
+    placed: set[int] = set()
+    visiting: set[int] = set()
+
+    def place(item: tuple[Path, dict[str, Any]]) -> None:
+        key = id(item[1])
+        if key in placed or key in visiting:
+            return
+        visiting.add(key)
+        steps = item[1].get("steps")
+        for step in steps if isinstance(steps, list) else []:
+            child = step.get("workflow") if isinstance(step, dict) else None
+            if isinstance(child, str) and child in by_name:
+                place(by_name[child])
+        visiting.discard(key)
+        placed.add(key)
+        ordered.append(item)
+
+    for item in loaded:
+        place(item)
+    return ordered
