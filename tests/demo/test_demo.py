@@ -1,5 +1,6 @@
-"""scripts/demo --once, as a new user runs it: everything starts, every use case runs, the
-failing run lands in the DLQ and completes after wf retry, the views are shown."""
+"""scripts/demo --once, as a new user runs it: everything starts, every use case runs, a child run shows in
+wf.run_tree, a run waits for a signal and completes after wf signal, a reminder waits for its not_before,
+the failing run lands in the DLQ and completes after wf retry, the views are shown."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from wfsql import REPO
 
 USE_CASES = ["proposal-created", "user-signup", "virtual-meeting-accepted", "order-fulfilment",
-             "notify-with-fallback", "proposal-status-change"]
+             "notify-with-fallback", "listing-approval", "proposal-status-change"]
 
 
 def run_demo(env: dict[str, str]) -> str:
@@ -38,6 +39,27 @@ def test_demo_shows_a_failed_run_in_the_dlq_then_completes_it_after_wf_retry(dem
     assert "Bubble rejected the API key" in demo_output
     assert re.search(r"run [0-9a-f-]{36} resumed", demo_output)
     assert re.search(r"listing-published\s+completed\s+6/6", demo_output)
+
+
+def test_demo_shows_the_child_run_of_user_signup_in_wf_run_tree(demo_output):
+    assert re.search(r"select \* from wf\.run_tree\('[0-9a-f-]{36}'\);", demo_output)
+    assert re.search(r"\|\s+0 \| user-signup\s+\| completed", demo_output)
+    assert re.search(r"\| sync_signup\s+\|\s+1 \| signup-sync\s+\| completed", demo_output)
+
+
+def test_demo_shows_a_run_waiting_for_a_signal_then_completing_after_wf_signal(demo_output):
+    assert re.search(r"listing-approval v1\s+running\s+0/5", demo_output)
+    assert 'now: review: waiting for signal "moderated"' in demo_output
+    assert re.search(r"signal moderated sent to run [0-9a-f-]{36}", demo_output)
+    assert re.search(r"listing-approval\s+completed\s+5/5", demo_output)
+
+
+def test_demo_shows_the_sql_step_of_proposal_status_change_stamping_the_proposal(demo_output):
+    assert re.search(r"demo\.proposal p-200: status accepted, accepted_at \d{4}-\d\d-\d\d", demo_output)
+
+
+def test_demo_shows_a_reminder_deferred_until_24_hours_before_the_meeting(demo_output):
+    assert re.search(r"meeting in 3 days: reminder: not before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", demo_output)
 
 
 def test_demo_schedules_a_recurring_run_with_pg_cron(demo_output):

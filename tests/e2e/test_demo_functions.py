@@ -3,7 +3,9 @@ against the real Deno gateway and PostgreSQL: each answers every action its temp
 output fields they read; payloads are validated at the boundary (400 naming the field); a duplicate
 delivery (same webhook-id) is answered with the first answer and recorded once; bubble-sync fails for
 good while demo.flags says the API key is invalid, and succeeds once it is fixed; and every template
-runs to completion under the real `wf worker --once`, with one demo.outbox row per step call."""
+runs to completion under the real `wf worker --once`, with one demo.outbox row per step call: a function
+step's row written by the function, a sql step's by demo.set_proposal_status (supabase/demo.sql), a
+workflow step's in its child run; a wait_for step records nothing (the test sends its signal)."""
 
 from __future__ import annotations
 
@@ -18,17 +20,18 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from standardwebhooks import Webhook
 from wf.calls import classify
-from wfproc import REPO, SIGNING_SECRET, TOKEN, WF, Gateway, run_once
-from wfsql import define, dlq, enqueue, make_visible, step_statuses
+from wfproc import FINAL_RUN, REPO, SIGNING_SECRET, TOKEN, WF, Gateway, run_once
+from wfsql import define, dlq, enqueue, make_visible, step_row, step_statuses
 
 TEMPLATE_FILES = sorted((REPO / "templates").glob("*.json")) + sorted((REPO / "templates/patterns").glob("*.json"))
 TEMPLATES: dict[str, dict[str, Any]] = {
@@ -40,15 +43,33 @@ KEY_REJECTED = "Bubble rejected the API key (401): rotate BUBBLE_API_KEY"
 
 
 def template_actions() -> dict[tuple[str, str], set[str]]:
-    """(function, action) of every template step → the output fields some template reads from it."""
+    """(function, action) of every function step of the templates → the output fields some template reads
+    from it (sql, workflow and wait_for steps call no edge function)."""
     used: dict[tuple[str, str], set[str]] = {}
     for definition in TEMPLATES.values():
-        by_step = {s["name"]: (s["function"], s["action"]) for s in definition["steps"]}
+        by_step = {s["name"]: (s["function"], s["action"]) for s in definition["steps"] if "function" in s}
         for pair in by_step.values():
             used.setdefault(pair, set())
         for step, output_field in re.findall(r"steps\.(\w+)\.output\.(\w+)", json.dumps(definition)):
-            used[by_step[step]].add(output_field)
+            if step in by_step:
+                used[by_step[step]].add(output_field)
     return used
+
+
+def children_first() -> list[dict[str, Any]]:
+    """The templates in an order wf.define accepts: the workflows a workflow step runs first."""
+    ordered: list[dict[str, Any]] = []
+
+    def place(definition: dict[str, Any]) -> None:
+        for step in definition["steps"]:
+            if "workflow" in step:
+                place(TEMPLATES[step["workflow"]])
+        if definition not in ordered:
+            ordered.append(definition)
+
+    for definition in TEMPLATES.values():
+        place(definition)
+    return ordered
 
 
 USED = template_actions()
@@ -60,7 +81,6 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                                "lastName": "Lovelace"},
     ("users", "create_host_account"): {"userId": "user_1"},
     ("users", "create_guest_account"): {"userId": "user_1"},
-    ("proposal", "update"): {"proposalId": "p-1", "status": "accepted"},
     ("proposal", "reserve"): {"orderId": "o-1"},
     ("listing", "publish"): {"listingId": "l-1"},
     ("listing", "update_host_count"): {"hostId": "h-1"},
@@ -78,8 +98,6 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("calendar", "send_invite"): {"eventId": "evt_1", "attendees": ["h-1", "g-1"]},
     ("bubble-sync", "sync_single"): {"table": "proposal", "recordId": "p-1", "operation": "UPDATE",
                                      "fields": {"status": "accepted"}},
-    ("bubble-sync", "sync_signup_atomic"): {"userId": "user_1", "hostAccountId": "host_1",
-                                            "guestAccountId": "guest_1"},
     ("analytics", "track"): {"event": "signup_completed", "userId": "user_1", "properties": {"source": "web"}},
     ("seo", "request_indexing"): {"url": "https://listings.example.com/l/l-1"},
     ("distribution", "publish"): {"listingId": "l-1", "url": "https://listings.example.com/l/l-1",
@@ -87,6 +105,12 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 GUEST = {"guest_id": "g-1", "guest_email": "grace@example.com", "guest_phone": "+14155550100"}
+
+
+def hours_from_now(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat(timespec="seconds")
+
+
 # a realistic input per template (by workflow name)
 INPUTS: dict[str, dict[str, Any]] = {
     "proposal-created": {"proposal_id": "p-100", "guest_id": "g-1", "host_id": "h-1", "listing_id": "l-1",
@@ -94,14 +118,22 @@ INPUTS: dict[str, dict[str, Any]] = {
                          "listing_name": "Loft by the river"},
     "proposal-status-change": {"id": "p-200", "status": "accepted", "host_id": "h-1", "listing_id": "l-1", **GUEST},
     "user-signup": {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "source": "demo"},
-    "virtual-meeting-accepted": {"meeting_id": "vm-7", "host_id": "h-1", "starts_at": "2026-12-01T15:00:00Z",
+    "signup-sync": {"user_id": "user_1", "email": "ada@example.com", "host_account_id": "host_1",
+                    "guest_account_id": "guest_1"},
+    # the meeting is less than 24 h away: its reminder's not_before has passed, so it goes out at once
+    "virtual-meeting-accepted": {"meeting_id": "vm-7", "host_id": "h-1", "starts_at": hours_from_now(20),
                                  "thread_id": "t-1", **GUEST},
     "listing-published": {"listing_id": "l-42", "host_id": "h-1", "host_email": "host@example.com"},
+    "listing-approval": {"listing_id": "l-77", "host_id": "h-1", "host_email": "host@example.com"},
     "order-fulfilment": {"order_id": "o-9", "email": "grace@example.com", "phone": "+14155550100"},
     "notify-with-fallback": {"user_id": "g-1", "phone": "+14155550100", "email": "grace@example.com",
                              "text": "Your keys are ready"},
     "external-sync": {"table": "listing", "record_id": "l-1"},
     "booking-reminder": {"booking_id": "b-5", "guest_email": "grace@example.com"},
+}
+# the signals a template's wait_for steps wait for, sent once the run waits (by workflow name)
+SIGNALS: dict[str, tuple[str, dict[str, Any]]] = {
+    "listing-approval": ("moderated", {"approved": True, "by": "mod-1"}),
 }
 
 
@@ -110,7 +142,8 @@ INPUTS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="module")
 def demo_db(pg_server, template_db) -> Iterator[str]:
-    """A database cloned from the wf template, with supabase/demo.sql loaded and templates/ defined."""
+    """A database cloned from the wf template, with supabase/demo.sql loaded (it allows the sql step's
+    function) and templates/ defined, children first."""
     name = f"wf_demo_{uuid.uuid4().hex[:12]}"
     janitor = pg_server.janitor(name, template_dbname=template_db)
     janitor.init()
@@ -118,7 +151,7 @@ def demo_db(pg_server, template_db) -> Iterator[str]:
     try:
         with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
             conn.execute((REPO / "supabase/demo.sql").read_text())
-            for definition in TEMPLATES.values():
+            for definition in children_first():
                 define(conn, definition)
         yield dsn
     finally:
@@ -283,8 +316,8 @@ BAD_PAYLOADS = [
     ("users", "create_user", {"email": "ada@example.com", "firstName": "A", "lastName": "L"}, "authUserId: required"),
     ("users", "create_host_account", {"userId": "u-1", "admin": True}, "admin: unknown field"),
     ("users", "create_guest_account", {"userId": {"id": 1}}, "userId: must be a string or an integer id"),
-    ("proposal", "update", {"proposalId": "p-1", "status": "maybe"},
-     "status: must be one of pending, accepted, declined, rejected, cancelled, withdrawn, expired"),
+    ("messages", "create_proposal_thread", {**SAMPLES["messages", "create_proposal_thread"], "proposalStatus": "maybe"},
+     "proposalStatus: must be one of pending, accepted, declined, rejected, cancelled, withdrawn, expired"),
     ("calendar", "create_event", {"meetingId": "m", "startsAt": "tomorrow", "attendees": ["a"]},
      "startsAt: must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T15:00:00Z"),
     ("calendar", "create_event", {"meetingId": "m", "startsAt": "2026-02-30T10:00:00Z", "attendees": ["a"]},
@@ -414,12 +447,10 @@ def test_bubble_sync_fails_for_good_while_the_key_is_invalid_and_succeeds_once_f
                                                                                      bubble_key_invalid):
     webhook_id = f"{uuid.uuid4()}:sync_bubble"
     payload = SAMPLES["bubble-sync", "sync_single"]
-    for action, sample in (("sync_single", payload), ("sync_signup_atomic", SAMPLES["bubble-sync",
-                                                                                   "sync_signup_atomic"])):
-        refused = post(demo_gateway, "bubble-sync", action, sample, webhook_id)
-        assert (refused.status, refused.body) == (200, {"success": False, "error": KEY_REJECTED})
-        outcome = classify(refused.status, json.dumps(refused.body).encode(), None)
-        assert (outcome.ok, outcome.retryable, outcome.error) == (False, False, KEY_REJECTED)
+    refused = post(demo_gateway, "bubble-sync", "sync_single", payload, webhook_id)
+    assert (refused.status, refused.body) == (200, {"success": False, "error": KEY_REJECTED})
+    outcome = classify(refused.status, json.dumps(refused.body).encode(), None)
+    assert (outcome.ok, outcome.retryable, outcome.error) == (False, False, KEY_REJECTED)
     assert outbox(dconn, webhook_id=webhook_id) == []
     # other functions do not care
     assert post(demo_gateway, "analytics", "track", SAMPLES["analytics", "track"]).status == 200
@@ -439,76 +470,265 @@ def once(dsn: str, gw: Gateway) -> None:
     assert result.returncode == 0, (result.stdout, result.stderr)
 
 
-def drain(dsn: str, gw: Gateway, conn: psycopg.Connection, run_id: str) -> None:
-    """`wf worker --once`: it drains everything that is ready, so one run leaves the run final
-    (unless a step waits for a delay or a backoff)."""
-    once(dsn, gw)
+def tree_events(conn: psycopg.Connection, run_id: str) -> int:
+    """How many events the run and its child runs have: what tells a round of the worker did something."""
+    return conn.execute("select count(*) as n from wf.events e join wf.run_tree(%s) t on t.run_id = e.run_id",
+                        (run_id,)).fetchone()["n"]
+
+
+def drain(dsn: str, gw: Gateway, conn: psycopg.Connection, run_id: str, rounds: int = 10) -> None:
+    """`wf worker --once` until the run is final or a round changes nothing in its tree (a step waits for a
+    delay, a not_before, a backoff or a signal). --once drains what is ready when it looks; a child run
+    that ends or a signal makes more ready, which the next round picks up."""
+    for _ in range(rounds):
+        before = tree_events(conn, run_id)
+        once(dsn, gw)
+        if run_status(conn, run_id)["status"] in FINAL_RUN or tree_events(conn, run_id) == before:
+            return
+    raise AssertionError(f"run {run_id} still {run_status(conn, run_id)} after {rounds} rounds of --once")
 
 
 def start(conn: psycopg.Connection, workflow: str, input: dict[str, Any]) -> str:
     return enqueue(conn, workflow, input, correlation_id=f"test-{workflow}")
 
 
+def signal(conn: psycopg.Connection, run_id: str, name: str, payload: dict[str, Any]) -> None:
+    assert conn.execute("select wf.signal(%s, %s, %s) as ok", (run_id, name, Jsonb(payload))).fetchone()["ok"]
+
+
+def child_run(conn: psycopg.Connection, run_id: str, step: str) -> dict[str, Any]:
+    """The (latest) child run a workflow step started."""
+    return conn.execute("""select id::text as id, workflow, status, output, correlation_id from wf.runs
+                           where parent_run_id = %s and parent_step = %s order by created_at desc limit 1""",
+                        (run_id, step)).fetchone()
+
+
 def assert_one_outbox_row_per_step_call(conn: psycopg.Connection, run_id: str, expected: set[str]) -> list[dict]:
-    """demo.outbox holds exactly one row per step that called its function successfully, matching the
-    template's function and action, with the output the run stored."""
+    """`expected` are the steps that succeeded. demo.outbox holds exactly one row per such step that calls
+    something, with the output the run stored: a function step's row written by the function (its
+    function, action and webhook-id <run_id>:<step>), a sql step's by the SQL function (function 'sql', its
+    name as the action, no webhook-id). A workflow step calls nothing itself: its child run completed with
+    the step's output, and is checked the same way (every step of the child succeeded). A wait_for step
+    records nothing. Returns the run's rows, a sql step's row with its step name filled in."""
     statuses = step_statuses(conn, run_id)
-    rows = outbox(conn, run_id=run_id)
-    assert Counter(r["step"] for r in rows) == Counter(expected), rows
     assert {s for s, status in statuses.items() if status == "succeeded"} == expected, statuses
     workflow = conn.execute("select workflow from wf.runs where id = %s", (run_id,)).fetchone()["workflow"]
     steps = {s["name"]: s for s in TEMPLATES[workflow]["steps"]}
+    sql_steps = {s["sql"].split(".", 1)[1]: name for name, s in steps.items() if "sql" in s}
     outputs = {r["name"]: r["output"] for r in conn.execute(
         "select name, output from wf.steps where run_id = %s", (run_id,)).fetchall()}
+    rows = [{**r, "step": sql_steps[r["action"]]} if r["function"] == "sql" else r
+            for r in outbox(conn, run_id=run_id)]
+    calling = {name for name in expected if "function" in steps[name] or "sql" in steps[name]}
+    assert Counter(r["step"] for r in rows) == Counter(calling), rows
     for row in rows:
         step = steps[row["step"]]
-        assert (row["function"], row["action"], row["webhook_id"]) == (step["function"], step["action"],
-                                                                       f"{run_id}:{row['step']}")
+        if "sql" in step:
+            assert (row["function"], row["action"], row["webhook_id"]) == ("sql", step["sql"].split(".", 1)[1], None)
+        else:
+            assert (row["function"], row["action"], row["webhook_id"]) == (step["function"], step["action"],
+                                                                           f"{run_id}:{row['step']}")
         assert row["result"] == outputs[row["step"]]
+    for name in sorted(expected):
+        if "workflow" in steps[name]:
+            child = child_run(conn, run_id, name)
+            assert (child["workflow"], child["status"]) == (steps[name]["workflow"], "completed"), child
+            assert child["output"] == outputs[name]
+            assert_one_outbox_row_per_step_call(conn, child["id"],
+                                                {s["name"] for s in TEMPLATES[child["workflow"]]["steps"]})
     return rows
 
 
 def run_status(conn: psycopg.Connection, run_id: str) -> dict[str, Any]:
-    return conn.execute("select status, progress, last_error from wf.runs_overview where run_id = %s",
-                        (run_id,)).fetchone()
+    return conn.execute("select status, progress, current_steps, last_error, output from wf.runs_overview "
+                        "where run_id = %s", (run_id,)).fetchone()
+
+
+def run_to_the_end(gw: Gateway, dsn: str, conn: psycopg.Connection, workflow: str,
+                   input: dict[str, Any]) -> str:
+    """Start a run and drain it, sending the template's signals (SIGNALS) once it waits for them."""
+    run_id = start(conn, workflow, input)
+    drain(dsn, gw, conn, run_id)
+    if workflow in SIGNALS:
+        assert run_status(conn, run_id)["status"] == "running"
+        signal(conn, run_id, *SIGNALS[workflow])
+        drain(dsn, gw, conn, run_id)
+    return run_id
 
 
 @pytest.mark.parametrize("workflow", sorted(set(INPUTS) - {"booking-reminder"}))
 def test_each_template_completes_with_one_outbox_row_per_step_call(demo_gateway, demo_db, dconn, workflow):
-    run_id = start(dconn, workflow, INPUTS[workflow])
-    drain(demo_db, demo_gateway, dconn, run_id)
-    assert run_status(dconn, run_id)["status"] == "completed", run_status(dconn, run_id)
+    run_id = run_to_the_end(demo_gateway, demo_db, dconn, workflow, INPUTS[workflow])
+    overview = run_status(dconn, run_id)
+    assert overview["status"] == "completed", overview
     expected = {s["name"] for s in TEMPLATES[workflow]["steps"]}
     if workflow == "notify-with-fallback":
         expected -= {"email_fallback"}  # the SMS went out: its `when` fallback is skipped
+    if workflow == "listing-approval":
+        expected -= {"email_rejected", "escalate"}  # approved in time
     rows = assert_one_outbox_row_per_step_call(dconn, run_id, expected)
     by_step = {r["step"]: r for r in rows}
+    output = overview["output"]
 
     # what later steps received from earlier ones, end to end
     if workflow == "proposal-status-change":
+        # started by wf enqueue, not by the trigger: there is no demo.proposal row to update
+        assert by_step["update_proposal"]["payload"] == {"proposal_id": "p-200", "status": "accepted",
+                                                        "run_id": run_id}
+        assert by_step["update_proposal"]["result"] == {"proposal_id": "p-200", "status": "accepted",
+                                                       "found": False}
         assert by_step["splitbot"]["payload"]["threadId"] == "thread-p-200"
         assert by_step["track"]["payload"]["properties"] == {"proposal_id": "p-200", "thread_id": "thread-p-200"}
+        assert output == {"proposal_id": "p-200", "status": "accepted", "thread_id": "thread-p-200",
+                          "bubble_id": by_step["sync_bubble"]["result"]["bubble_id"]}
     if workflow == "user-signup":
         user_id = by_step["user_record"]["result"]["user_id"]
         assert by_step["user_record"]["payload"]["authUserId"] == by_step["auth_user"]["result"]["user_id"]
-        assert by_step["sync_signup"]["payload"] == {
-            "userId": user_id, "hostAccountId": by_step["host_account"]["result"]["account_id"],
-            "guestAccountId": by_step["guest_account"]["result"]["account_id"]}
+        host_id = by_step["host_account"]["result"]["account_id"]
+        guest_id = by_step["guest_account"]["result"]["account_id"]
+        child = child_run(dconn, run_id, "sync_signup")
+        assert child["correlation_id"] == "test-user-signup"
+        synced = {r["step"]: r for r in outbox(dconn, run_id=child["id"])}
+        assert {s: (r["payload"]["table"], r["payload"]["recordId"]) for s, r in synced.items()} == {
+            "user": ("user", user_id), "host_account": ("host_account", host_id),
+            "guest_account": ("guest_account", guest_id)}
+        assert synced["host_account"]["payload"]["fields"] == {"user_id": user_id}
+        bubble = {"user_bubble_id": synced["user"]["result"]["bubble_id"],
+                  "host_account_bubble_id": synced["host_account"]["result"]["bubble_id"],
+                  "guest_account_bubble_id": synced["guest_account"]["result"]["bubble_id"]}
+        assert child["output"] == bubble
+        assert output == {"user_id": user_id, "host_account_id": host_id, "guest_account_id": guest_id,
+                          "bubble": bubble}
         assert by_step["track_conversion"]["payload"]["properties"] == {"source": "demo"}
+        tree = dconn.execute("select workflow, depth, parent_step, status from wf.run_tree(%s)", (run_id,)).fetchall()
+        assert [tuple(r.values()) for r in tree] == [("user-signup", 0, None, "completed"),
+                                                    ("signup-sync", 1, "sync_signup", "completed")]
     if workflow == "virtual-meeting-accepted":
         event = by_step["calendar_event"]["result"]
         assert by_step["invites"]["payload"]["eventId"] == event["event_id"]
         assert by_step["save_link"]["payload"]["link"] == event["link"]
         assert by_step["confirm_email"]["payload"]["variables"]["link"] == event["link"]
+        assert by_step["reminder"]["payload"] == {
+            "template_id": "meeting_reminder", "recipient_email": "grace@example.com",
+            "variables": {"link": event["link"], "starts_at": INPUTS[workflow]["starts_at"]}}
     if workflow == "listing-published":
         url = by_step["publish"]["result"]["url"]
         assert url == "https://listings.example.com/l/l-42"
         assert by_step["seo"]["payload"] == {"url": url}
         assert by_step["distribute"]["payload"]["url"] == url
+    if workflow == "listing-approval":
+        url = by_step["publish"]["result"]["url"]
+        assert by_step["email_approved"]["payload"]["variables"] == {"url": url, "moderator": "mod-1"}
+        assert output == {"listing_id": "l-77", "decision": {"approved": True, "by": "mod-1"}, "url": url}
     if workflow == "order-fulfilment":
         assert by_step["track"]["payload"]["properties"] == {"order_id": "o-9", "sms_status": "succeeded"}
     if workflow == "notify-with-fallback":
         assert by_step["track"]["payload"]["properties"] == {"channel": "sms"}
+
+
+# ---- the step kinds of DESIGN §10 in the templates ----------------------------------------------------
+
+
+def insert_proposal(conn: psycopg.Connection, proposal_id: str) -> None:
+    conn.execute("""insert into demo.proposal (id, guest_id, host_id, listing_id, guest_email, guest_phone)
+                    values (%s, 'g-1', 'h-1', 'l-1', 'grace@example.com', '+14155550100')""", (proposal_id,))
+
+
+def proposal_runs(conn: psycopg.Connection, proposal_id: str) -> list[str]:
+    rows = conn.execute("""select id::text as id from wf.runs
+                           where workflow = 'proposal-status-change' and input ->> 'id' = %s order by created_at""",
+                        (proposal_id,)).fetchall()
+    return [r["id"] for r in rows]
+
+
+def test_a_proposal_accepted_in_the_table_is_stamped_by_the_sql_step_of_the_run_it_started(demo_gateway, demo_db,
+                                                                                          dconn):
+    insert_proposal(dconn, "p-300")
+    dconn.execute("update demo.proposal set status = 'accepted' where id = 'p-300'")
+    [run_id] = proposal_runs(dconn, "p-300")
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    row = dconn.execute("select status, accepted_at from demo.proposal where id = 'p-300'").fetchone()
+    assert row["status"] == "accepted" and row["accepted_at"] is not None
+    [recorded] = [r for r in outbox(dconn, run_id=run_id) if r["function"] == "sql"]
+    assert recorded["result"] == {"proposal_id": "p-300", "status": "accepted", "found": True}
+    assert step_row(dconn, run_id, "update_proposal")["output"] == recorded["result"]
+
+
+def test_a_run_enqueued_for_a_pending_proposal_accepts_it_without_the_trigger_starting_a_second_run(
+        demo_gateway, demo_db, dconn):
+    insert_proposal(dconn, "p-301")
+    run_id = start(dconn, "proposal-status-change", {**INPUTS["proposal-status-change"], "id": "p-301"})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    row = dconn.execute("select status, accepted_at from demo.proposal where id = 'p-301'").fetchone()
+    assert row["status"] == "accepted" and row["accepted_at"] is not None
+    # pending → accepted by the step itself: the proposal_accepted trigger stays out of it
+    assert proposal_runs(dconn, "p-301") == [run_id]
+    # and outside a step the trigger works as before (the setting the step uses does not linger)
+    dconn.execute("update demo.proposal set status = 'pending' where id = 'p-301'")
+    dconn.execute("update demo.proposal set status = 'accepted' where id = 'p-301'")
+    assert len(proposal_runs(dconn, "p-301")) == 2
+
+
+def test_a_listing_rejected_by_the_moderator_is_not_published_and_the_host_is_told_why(demo_gateway, demo_db,
+                                                                                       dconn):
+    run_id = start(dconn, "listing-approval", {**INPUTS["listing-approval"], "listing_id": "l-78"})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["current_steps"] == 'review: waiting for signal "moderated"'
+    signal(dconn, run_id, "moderated", {"approved": False, "by": "mod-2", "reason": "photos missing"})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    assert step_statuses(dconn, run_id) == {"review": "succeeded", "publish": "skipped", "email_approved": "skipped",
+                                            "email_rejected": "succeeded", "escalate": "skipped"}
+    [row] = assert_one_outbox_row_per_step_call(dconn, run_id, {"review", "email_rejected"})
+    assert row["payload"]["variables"] == {"listing_id": "l-78", "reason": "photos missing"}
+
+
+def test_a_listing_nobody_moderates_within_48_hours_is_escalated_to_the_moderators(demo_gateway, demo_db, dconn):
+    run_id = start(dconn, "listing-approval", {**INPUTS["listing-approval"], "listing_id": "l-79",
+                                               "moderators_email": "mods@example.com"})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert step_row(dconn, run_id, "review")["status"] == "running"
+    # 48 hours pass: the wait's timer (wake_at and its message in the internal stage) is due
+    dconn.execute("update wf.steps set wake_at = now() - interval '1 second' where run_id = %s and name = 'review'",
+                  (run_id,))
+    make_visible(dconn, "_wf")
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    review = step_row(dconn, run_id, "review")
+    assert (review["status"], review["error"]) == ("failed", 'no signal "moderated" within 172800 seconds')
+    assert step_statuses(dconn, run_id)["publish"] == "skipped"
+    [row] = assert_one_outbox_row_per_step_call(dconn, run_id, {"escalate"})
+    assert row["payload"] == {"template_id": "moderation_overdue", "recipient_email": "mods@example.com",
+                              "variables": {"listing_id": "l-79", "host_id": "h-1", "error": review["error"]}}
+    # a signal after the run ended is refused (false), not kept
+    assert not dconn.execute("select wf.signal(%s, 'moderated', '{}') as ok", (run_id,)).fetchone()["ok"]
+
+
+def test_the_meeting_reminder_waits_until_24_hours_before_the_meeting(demo_gateway, demo_db, dconn):
+    starts_at = hours_from_now(72)
+    run_id = start(dconn, "virtual-meeting-accepted", {**INPUTS["virtual-meeting-accepted"], "meeting_id": "vm-8",
+                                                       "starts_at": starts_at})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    overview = run_status(dconn, run_id)
+    assert overview["status"] == "running"
+    assert overview["current_steps"].startswith("reminder: not before ")
+    reminder = step_row(dconn, run_id, "reminder")
+    assert (reminder["status"], reminder["attempt"]) == ("queued", 0)  # waiting uses no attempt
+    due = datetime.fromisoformat(starts_at) - timedelta(days=1)
+    assert abs((reminder["queued_at"] - due).total_seconds()) < 2
+    assert "reminder" not in {r["step"] for r in outbox(dconn, run_id=run_id)}
+
+    # two days pass: the meeting is now 20 hours away (its time in the run moves, as the clock cannot)
+    dconn.execute("update wf.runs set input = jsonb_set(input, '{starts_at}', to_jsonb(%s::text)) where id = %s",
+                  (hours_from_now(20), run_id))
+    make_visible(dconn, "send-email")
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    assert step_row(dconn, run_id, "reminder")["attempt"] == 1
+    assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in
+                                                        TEMPLATES["virtual-meeting-accepted"]["steps"]})
 
 
 def test_notify_with_fallback_emails_when_the_sms_number_is_bad(demo_gateway, demo_db, dconn):
@@ -571,6 +791,33 @@ def test_a_rejected_bubble_key_dead_letters_the_run_and_wf_retry_completes_it_on
     rows = assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in
                                                                TEMPLATES["listing-published"]["steps"]})
     assert rows[:len(before)] == before
+
+
+def test_a_rejected_bubble_key_fails_the_signup_sync_child_and_wf_retry_of_the_signup_starts_a_new_one(
+        demo_gateway, demo_db, dconn, bubble_key_invalid):
+    """user-signup's records go to Bubble in its child run: the rejected key kills the child's first step,
+    the child fails, and so does sync_signup (an attempt is one child run; max_retries 0, the child retried
+    its own steps) and the signup. `wf retry` of the signup, once the key is fixed, starts a second child."""
+    input = {**INPUTS["user-signup"], "email": "bob@example.com", "first_name": "Bob"}
+    run_id = start(dconn, "user-signup", input)
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "failed"
+    assert step_statuses(dconn, run_id)["sync_signup"] == "dead"
+    first = child_run(dconn, run_id, "sync_signup")
+    assert first["status"] == "failed"
+    assert step_row(dconn, first["id"], "user")["error"] == KEY_REJECTED
+    assert outbox(dconn, run_id=first["id"]) == []
+
+    set_bubble_key_valid(dconn)
+    retried = wf_cli("retry", run_id, dsn=demo_db)
+    assert retried.returncode == 0, retried.stderr
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed", run_status(dconn, run_id)
+    assert child_run(dconn, run_id, "sync_signup")["id"] != first["id"]
+    assert [(r["workflow"], r["depth"], r["status"]) for r in dconn.execute(
+        "select * from wf.run_tree(%s)", (run_id,)).fetchall()] == [
+        ("user-signup", 0, "completed"), ("signup-sync", 1, "failed"), ("signup-sync", 1, "completed")]
+    assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in TEMPLATES["user-signup"]["steps"]})
 
 
 def test_a_lost_answer_is_replayed_from_the_outbox_when_the_worker_retries(demo_gateway, demo_db, dconn):

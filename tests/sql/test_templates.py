@@ -1,9 +1,14 @@
-"""Every definition in templates/ loads, and the use cases have the steps the research prompt lists."""
+"""Every definition in templates/ loads (after supabase/demo.sql, which allows the sql step's function;
+children before the parents that run them), and the use cases have the steps the research prompt lists,
+using the step kinds of DESIGN §10 where they fit."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from wfsql import REPO, define
 
@@ -12,24 +17,87 @@ USE_CASE_STEPS = {
     "proposal-created": 2,
     "proposal-status-change": 7,
     "user-signup": 7,
-    "virtual-meeting-accepted": 7,
+    "signup-sync": 3,
+    "virtual-meeting-accepted": 8,
     "listing-published": 6,
+    "listing-approval": 5,
 }
 
 
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def use_case(workflow: str) -> dict[str, Any]:
+    return load(REPO / "templates" / f"{workflow}.json")
+
+
+def use_case_steps() -> list[dict[str, Any]]:
+    return [s for workflow in USE_CASE_STEPS for s in use_case(workflow)["steps"]]
+
+
+def children(definition: dict[str, Any]) -> list[str]:
+    return [s["workflow"] for s in definition["steps"] if "workflow" in s]
+
+
+def define_with_children(conn: psycopg.Connection, path: Path) -> int:
+    """wf.define of the file's definition, the workflows its workflow steps run defined first."""
+    by_name = {d["name"]: d for d in map(load, TEMPLATES)}
+    definition = load(path)
+    for child in children(definition):
+        define(conn, by_name[child])
+    return define(conn, definition)
+
+
+@pytest.fixture
+def demo_conn(conn: psycopg.Connection) -> psycopg.Connection:
+    """A fresh database with supabase/demo.sql loaded: it allows demo.set_proposal_status as a sql step."""
+    conn.execute((REPO / "supabase/demo.sql").read_text())
+    return conn
+
+
 @pytest.mark.parametrize("path", TEMPLATES, ids=[p.stem for p in TEMPLATES])
-def test_template_is_accepted_by_define(conn, path):
-    assert define(conn, json.loads(path.read_text())) == 1
+def test_template_is_accepted_by_define(demo_conn, path):
+    assert define_with_children(demo_conn, path) == 1
+
+
+def test_the_sql_step_is_refused_until_demo_sql_allows_its_function(conn):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"demo\.set_proposal_status"):
+        define(conn, use_case("proposal-status-change"))
+
+
+def test_a_child_workflow_must_be_defined_before_its_parent(demo_conn):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="signup-sync"):
+        define(demo_conn, use_case("user-signup"))
 
 
 @pytest.mark.parametrize("workflow, steps", USE_CASE_STEPS.items())
 def test_use_case_template_has_the_listed_number_of_steps(workflow, steps):
-    definition = json.loads((REPO / "templates" / f"{workflow}.json").read_text())
-    assert len(definition["steps"]) == steps
+    assert len(use_case(workflow)["steps"]) == steps
+
+
+def test_use_cases_use_a_sql_step_a_not_before_a_wait_with_a_fallback_and_a_child_workflow():
+    steps = use_case_steps()
+    # proposal-status-change records the status in the database, in the step's own transaction
+    [sql_step] = [s for s in steps if "sql" in s]
+    assert (sql_step["name"], sql_step["sql"]) == ("update_proposal", "demo.set_proposal_status")
+    # virtual-meeting-accepted reminds the guest 24 h before the meeting
+    assert any(s.get("not_before") == "{{ starts_at }}" and s.get("offset_seconds") == -86400 for s in steps)
+    # listing-approval waits for a moderator at most 48 h, then goes on either way
+    approval = use_case("listing-approval")["steps"]
+    [wait] = [s for s in approval if "wait_for" in s]
+    assert wait["wait_for"] == {"signal": "moderated", "timeout_seconds": 172800}
+    assert wait["on_failure"] == "continue"
+    assert any(s.get("when") == f"{{{{ steps.{wait['name']}.status == 'failed' }}}}" for s in approval)
+    assert any(f"steps.{wait['name']}.output.approved" in s.get("when", "") for s in approval)
+    # user-signup syncs its records through the child workflow signup-sync, which has an output
+    assert children(use_case("user-signup")) == ["signup-sync"]
+    assert "output_template" in use_case("signup-sync")
+    assert {s["action"] for s in use_case("signup-sync")["steps"]} == {"sync_single"}
 
 
 def test_patterns_cover_delay_fan_in_when_and_retry_delays():
-    patterns = [json.loads(p.read_text()) for p in (REPO / "templates/patterns").glob("*.json")]
+    patterns = [load(p) for p in (REPO / "templates/patterns").glob("*.json")]
     steps = [s for d in patterns for s in d["steps"]]
     assert any(s.get("delay_seconds") == 86400 for s in steps)
     assert any(len(s.get("depends_on", [])) >= 3 for s in steps)

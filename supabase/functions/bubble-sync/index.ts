@@ -1,6 +1,6 @@
 // Demo `bubble-sync`: pushes records to the external Bubble app (proposal-status-change,
-// user-signup, listing-published, the fan-out and retry-delays patterns). Records each call in
-// demo.outbox (_shared/outbox.ts).
+// signup-sync — user-signup's child workflow —, listing-published, the fan-out and retry-delays
+// patterns), one record per call. Records each call in demo.outbox (_shared/outbox.ts).
 //
 // The demo's failure: while demo.flags `bubble_api_key_valid` is false (read on every call when
 // WF_DEMO_DATABASE_URL is set), Bubble "rejects the key" — a failure that no retry can fix, so
@@ -27,16 +27,6 @@ export default demoFunction("bubble-sync", {
       record_id: recordId,
       operation,
       bubble_id: stableId("bubble", table, recordId),
-    }),
-  ),
-  // → user_id, host_account_id, guest_account_id, bubble_id (the three written as one)
-  sync_signup_atomic: action(
-    z.strictObject({ userId: field.id(), hostAccountId: field.id(), guestAccountId: field.id() }),
-    ({ userId, hostAccountId, guestAccountId }) => ({
-      user_id: userId,
-      host_account_id: hostAccountId,
-      guest_account_id: guestAccountId,
-      bubble_id: stableId("bubble", "user", userId),
     }),
   ),
 }, {
