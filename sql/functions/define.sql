@@ -77,7 +77,7 @@ begin
   v_version := coalesce((select max(d.version) from wf.definitions d where d.workflow = v_name), 0) + 1;
   insert into wf.definitions (workflow, version, definition, checksum, input_vars, output_template, final_steps)
   values (v_name, v_version, definition, v_checksum,
-          array(select jsonb_array_elements_text(v_normal -> 'input_vars')), definition -> 'output_template',
+          array(select jsonb_array_elements_text(v_normal -> 'input_vars')), nullif(definition -> 'output_template', 'null'),
           array(select s ->> 'name' from jsonb_array_elements(v_normal -> 'steps') s
                 where not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
                                   where (o -> 'depends_on') ? (s ->> 'name'))

@@ -73,7 +73,7 @@ begin
     end if;
   end if;
 
-  if definition ? 'output_template' then
+  if jsonb_typeof(definition -> 'output_template') is distinct from 'null' and definition ? 'output_template' then
     perform wf.check_output_template(definition -> 'output_template', v_where || ': output_template');
   end if;
 
@@ -176,6 +176,11 @@ begin
       v_wait_seconds := wf.int_field(v_step -> 'wait_for', 'timeout_seconds', v_place || ': wait_for', 1, 31536000, null);
       v_function := '_wf';
       v_action := v_step -> 'wait_for' ->> 'signal';
+    end if;
+    -- guard: a wait starts inside wf.claim, where templates are not rendered
+    if v_kind = 'wait_for' and (v_step ? 'when' or v_step ? 'not_before') then
+      perform wf.raise_input_error(format('%s: a wait_for step takes no %s (put it on a step before the wait)',
+        v_place, case when v_step ? 'when' then 'when' else 'not_before' end));
     end if;
     if v_step ? 'offset_seconds' and not v_step ? 'not_before' then
       perform wf.raise_input_error(format('%s: offset_seconds needs not_before', v_place));

@@ -13,6 +13,8 @@ declare
   v_match text[];
   v_value jsonb;
   v_out text;
+  v_parts text[];
+  v_i int;
 begin
   case jsonb_typeof(template)
   when 'object' then
@@ -27,14 +29,20 @@ begin
     if v_match is not null then
       return coalesce(context #> wf.path_keys(v_match[1]), 'null'::jsonb);
     end if;
-    v_out := v_text;
-    for v_match in select regexp_matches(v_text, '(\{\{\s*([^{}]*?)\s*\}\})', 'g') loop
-      v_value := context #> wf.path_keys(v_match[2]);
-      v_out := replace(v_out, v_match[1],
-                       case when v_value is null or v_value = 'null'::jsonb then ''
-                            when jsonb_typeof(v_value) = 'string' then v_value #>> '{}'
-                            else v_value::text end);
+    -- one pass: the text between expressions, then each expression's value (a value that
+    -- itself looks like {{ … }} is not rendered again)
+    v_out := '';
+    v_parts := regexp_split_to_array(v_text, '\{\{\s*[^{}]*?\s*\}\}');
+    v_i := 1;
+    for v_match in select regexp_matches(v_text, '\{\{\s*([^{}]*?)\s*\}\}', 'g') loop
+      v_value := context #> wf.path_keys(v_match[1]);
+      v_out := v_out || v_parts[v_i]
+               || case when v_value is null or v_value = 'null'::jsonb then ''
+                       when jsonb_typeof(v_value) = 'string' then v_value #>> '{}'
+                       else v_value::text end;
+      v_i := v_i + 1;
     end loop;
+    v_out := v_out || v_parts[v_i];
     return to_jsonb(v_out);
   else
     return template;

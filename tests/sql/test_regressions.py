@@ -130,3 +130,28 @@ def test_batched_hot_path_scanned_whole_tables_when_they_were_small(conn):
                where schemaname = 'wf' and relname in ('runs', 'steps', 'definition_steps', 'stages')""").fetchall()
     assert {r["relname"]: r["seq_scan"] for r in scans} == {
         "runs": 0, "steps": 0, "definition_steps": 0, "stages": 0}
+
+
+def test_bug_an_output_template_of_null_made_the_runs_output_null(conn):
+    define(conn, {"name": "w", "output_template": None, "steps": [{"name": "a", "function": "echo", "action": "go"}]})
+    run_id = enqueue(conn, "w")
+    [task] = claim(conn, "echo")
+    conn.execute("select wf.complete(%s, %s, %s, '{\"id\": 7}')", (task["run_id"], task["step"], task["attempt"]))
+    assert conn.execute("select output from wf.runs where id = %s", (run_id,)).fetchone()["output"] == {
+        "a": {"id": 7}}
+
+
+def test_bug_a_rendered_output_value_that_looked_like_a_template_was_rendered_again(conn):
+    define(conn, {"name": "w", "output_template": {"text": "{{ note }} / {{ secret }}"},
+                  "steps": [{"name": "a", "function": "echo", "action": "go"}]})
+    run_id = enqueue(conn, "w", {"note": "{{ secret }}", "secret": "s3"})
+    [task] = claim(conn, "echo")
+    conn.execute("select wf.complete(%s, %s, %s, '{}')", (task["run_id"], task["step"], task["attempt"]))
+    assert conn.execute("select output from wf.runs where id = %s", (run_id,)).fetchone()["output"] == {
+        "text": "{{ secret }} / s3"}
+
+
+@pytest.mark.parametrize("key", [{"when": "{{ amount > 100 }}"}, {"not_before": "{{ at }}"}])
+def test_bug_when_and_not_before_on_a_wait_for_step_were_silently_ignored(conn, key):
+    with pytest.raises(errors.InvalidParameterValue, match="step approve: a wait_for step takes no"):
+        define(conn, {"name": "w", "steps": [{"name": "approve", "wait_for": {"signal": "ok"}, **key}]})

@@ -1161,7 +1161,7 @@ begin
   v_version := coalesce((select max(d.version) from wf.definitions d where d.workflow = v_name), 0) + 1;
   insert into wf.definitions (workflow, version, definition, checksum, input_vars, output_template, final_steps)
   values (v_name, v_version, definition, v_checksum,
-          array(select jsonb_array_elements_text(v_normal -> 'input_vars')), definition -> 'output_template',
+          array(select jsonb_array_elements_text(v_normal -> 'input_vars')), nullif(definition -> 'output_template', 'null'),
           array(select s ->> 'name' from jsonb_array_elements(v_normal -> 'steps') s
                 where not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
                                   where (o -> 'depends_on') ? (s ->> 'name'))
@@ -1769,7 +1769,7 @@ begin
     end if;
   end if;
 
-  if definition ? 'output_template' then
+  if jsonb_typeof(definition -> 'output_template') is distinct from 'null' and definition ? 'output_template' then
     perform wf.check_output_template(definition -> 'output_template', v_where || ': output_template');
   end if;
 
@@ -1872,6 +1872,11 @@ begin
       v_wait_seconds := wf.int_field(v_step -> 'wait_for', 'timeout_seconds', v_place || ': wait_for', 1, 31536000, null);
       v_function := '_wf';
       v_action := v_step -> 'wait_for' ->> 'signal';
+    end if;
+    -- guard: a wait starts inside wf.claim, where templates are not rendered
+    if v_kind = 'wait_for' and (v_step ? 'when' or v_step ? 'not_before') then
+      perform wf.raise_input_error(format('%s: a wait_for step takes no %s (put it on a step before the wait)',
+        v_place, case when v_step ? 'when' then 'when' else 'not_before' end));
     end if;
     if v_step ? 'offset_seconds' and not v_step ? 'not_before' then
       perform wf.raise_input_error(format('%s: offset_seconds needs not_before', v_place));
@@ -2092,6 +2097,8 @@ declare
   v_match text[];
   v_value jsonb;
   v_out text;
+  v_parts text[];
+  v_i int;
 begin
   case jsonb_typeof(template)
   when 'object' then
@@ -2106,14 +2113,20 @@ begin
     if v_match is not null then
       return coalesce(context #> wf.path_keys(v_match[1]), 'null'::jsonb);
     end if;
-    v_out := v_text;
-    for v_match in select regexp_matches(v_text, '(\{\{\s*([^{}]*?)\s*\}\})', 'g') loop
-      v_value := context #> wf.path_keys(v_match[2]);
-      v_out := replace(v_out, v_match[1],
-                       case when v_value is null or v_value = 'null'::jsonb then ''
-                            when jsonb_typeof(v_value) = 'string' then v_value #>> '{}'
-                            else v_value::text end);
+    -- one pass: the text between expressions, then each expression's value (a value that
+    -- itself looks like {{ … }} is not rendered again)
+    v_out := '';
+    v_parts := regexp_split_to_array(v_text, '\{\{\s*[^{}]*?\s*\}\}');
+    v_i := 1;
+    for v_match in select regexp_matches(v_text, '\{\{\s*([^{}]*?)\s*\}\}', 'g') loop
+      v_value := context #> wf.path_keys(v_match[1]);
+      v_out := v_out || v_parts[v_i]
+               || case when v_value is null or v_value = 'null'::jsonb then ''
+                       when jsonb_typeof(v_value) = 'string' then v_value #>> '{}'
+                       else v_value::text end;
+      v_i := v_i + 1;
     end loop;
+    v_out := v_out || v_parts[v_i];
     return to_jsonb(v_out);
   else
     return template;
@@ -3355,7 +3368,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/current_attempt.sql', 'function', '692c143dc27bf34520c080ac7a8e47e2196dbcf27967ac89b189e406b9b76d67'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
-  ('functions/define.sql', 'function', '99702340a040180759350b6ebf4f844349ddc7564d1a9e3ba3a6a9caaccca626'),
+  ('functions/define.sql', 'function', 'c00f7231d65c9acd72286c1a2bfcac657b28b1ee4f0738f44eec62fb66491411'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
   ('functions/enqueue.sql', 'function', '8161eee7983231d01987f281e1c3cea6a1d2258ad1efa3f9fcd09cec12482549'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
@@ -3368,13 +3381,13 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
   ('functions/kill_step.sql', 'function', '15737af5d9e18eb410da5fba6428c59862d1173219777311777399c12ee567de'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
-  ('functions/normalize_definition.sql', 'function', '171300c2e434823473b0becbb7a2551253f64975968f9b746d0ce025fd008698'),
+  ('functions/normalize_definition.sql', 'function', '8775b66daf803370fb06380f03ba72bbf6dbcf5ac2bfa05b10baf600e939f616'),
   ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
   ('functions/queue_metrics.sql', 'function', '6151c0cc54e7ca15594c5c39bf70564db06e52dbbb5fa163564a4e0b1a2378b8'),
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
   ('functions/raise_input_error.sql', 'function', '458ba6f6cb49314072a126271466754cfd8fedb7da630c5a3cd6f651aab4d5be'),
-  ('functions/render_paths.sql', 'function', 'fecbe7ef71307f1fb2549bf539213f570d35d1fe5d5ac87b98e4ae8329416a24'),
+  ('functions/render_paths.sql', 'function', '562d7a6a3a907c57069b299dffa97164f0ad918274e77bb4023feb1547c71f40'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
   ('functions/retry.sql', 'function', 'd7f127c1fdaa67e233690c9f967de7c1fb9fa1340dd87297a6e7f0dc7e510a58'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
