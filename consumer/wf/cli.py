@@ -315,6 +315,52 @@ def retry(dsn: str, run_id: str) -> None:
 @cli.command()
 @dsn_option
 @click.argument("run_id")
+def pause(dsn: str, run_id: str) -> None:
+    """Pause a run: nothing new starts; calls in flight finish and are recorded."""
+    rows = _run(_fetch(dsn, queries.PAUSE, _uuid(run_id)))
+    if not rows[0]["ok"]:
+        raise BadInput(f"run {run_id} is {rows[0]['status']}: only a scheduled, pending or running run pauses")
+    click.echo(f"run {run_id} paused")
+
+
+@cli.command()
+@dsn_option
+@click.argument("run_id")
+def resume(dsn: str, run_id: str) -> None:
+    """Resume a paused run: what became ready meanwhile starts now."""
+    rows = _run(_fetch(dsn, queries.RESUME, _uuid(run_id)))
+    if not rows[0]["ok"]:
+        raise BadInput(f"run {run_id} is {rows[0]['status']}, not paused")
+    [now] = _run(_fetch(dsn, queries.RUN_STATUS, _uuid(run_id)))
+    click.echo(f"run {run_id} resumed ({now['status']})")
+
+
+@cli.group()
+def stage() -> None:
+    """Pause or resume a stage (an edge function) for every worker."""
+
+
+@stage.command("pause")
+@dsn_option
+@click.argument("function")
+def stage_pause(dsn: str, function: str) -> None:
+    """No worker claims from FUNCTION's queue until it is resumed; its messages wait."""
+    rows = _run(_fetch(dsn, queries.PAUSE_STAGE, function))
+    click.echo(f"stage {function} paused" if rows[0]["ok"] else f"stage {function} was paused already")
+
+
+@stage.command("resume")
+@dsn_option
+@click.argument("function")
+def stage_resume(dsn: str, function: str) -> None:
+    """Workers claim from FUNCTION's queue again."""
+    rows = _run(_fetch(dsn, queries.RESUME_STAGE, function))
+    click.echo(f"stage {function} resumed" if rows[0]["ok"] else f"stage {function} was not paused")
+
+
+@cli.command()
+@dsn_option
+@click.argument("run_id")
 @click.argument("name")
 @click.option("--payload", default="{}", envvar="WF_SIGNAL_PAYLOAD", show_envvar=True,
               help="The signal's payload (the waiting step's output): JSON, or @file.json.")

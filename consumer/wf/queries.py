@@ -64,6 +64,14 @@ RETRY = "select wf.retry($1) as ok, (select status from wf.runs_overview where r
 # send signal $2 with payload $3 to run $1; false (and the run's status) when the run is final
 SIGNAL = ("select wf.signal($1, $2, $3) as ok, (select status from wf.runs_overview "
           "where run_id = $1) as status")
+# pause / resume run $1; false (and the run's status) when it cannot be
+PAUSE = "select wf.pause($1) as ok, (select status from wf.runs_overview where run_id = $1) as status"
+RESUME = "select wf.resume($1) as ok, (select status from wf.runs_overview where run_id = $1) as status"
+# a run's status now (after a statement that changed it: a statement sees the state before it)
+RUN_STATUS = "select status from wf.runs_overview where run_id = $1"
+# pause / resume stage $1 (a function name); false when it already was
+PAUSE_STAGE = "select wf.pause_stage($1) as ok"
+RESUME_STAGE = "select wf.resume_stage($1) as ok"
 # cancel run $1 with reason $2; its status comes from the view, as for RETRY
 CANCEL = ("select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "
           "where run_id = $1) as status")

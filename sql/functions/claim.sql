@@ -41,10 +41,10 @@ begin
   into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
   from wf.stages st
   cross join lateral pgmq.read(st.queue, st.visibility_timeout, qty) m
-  where st.name = claim.stage
+  where st.name = claim.stage and not st.paused
   group by st.queue;
   if not found then
-    -- guard: nothing to claim, or no such stage
+    -- guard: nothing to claim, a paused stage (its messages wait untouched), or no such stage
     if not exists (select 1 from wf.stages st where st.name = claim.stage) then
       raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
     end if;
@@ -142,6 +142,15 @@ begin
         insert into wf.events (run_id, step, attempt, kind, detail)
         values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
                 jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
+        continue;
+      end if;
+
+      -- guard: the run was paused after this message was sent (wf.pause unqueues the rest):
+      -- the step waits with its run, its attempt unused
+      if v_row.run_status = 'paused' and v_row.status in ('queued', 'retrying') then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
+        where s.run_id = v_run_id and s.name = v_row.name;
         continue;
       end if;
 

@@ -40,14 +40,15 @@ select
   coalesce(p.failed_1h, 0) as failed_1h,
   round(p.p50_ms) as p50_ms,
   round(p.p95_ms) as p95_ms,
-  coalesce(o.dead_letters, 0) as dead_letters
+  coalesce(o.dead_letters, 0) as dead_letters,
+  st.paused
 from wf.stages st
 cross join lateral wf.queue_metrics(st.queue) m
 left join per_stage p on p.function = st.name
 left join open_steps o on o.function = st.name
 order by st.name;
 comment on view wf.stage_health is
-  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps.';
+  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage).';
 
 revoke all on wf.stage_health from public;
 grant select on wf.stage_health to wf_reader, wf_admin;

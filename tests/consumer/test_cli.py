@@ -59,12 +59,13 @@ def unreachable() -> str:
 
 # ---- help and options ------------------------------------------------------------------------------------
 
-COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "signal", "worker"]
+COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "signal", "pause", "resume",
+            "stage pause", "stage resume", "worker"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_shows_the_environment_variable_of_every_option(command):
-    text = ok(wf(command, "--help"))
+    text = ok(wf(*command.split(), "--help"))
     assert "WF_DATABASE_URL" in text and "DATABASE_URL" in text
     options = re.findall(r"^\s+(--[a-z-]+)", text, re.M)
     assert options
@@ -74,9 +75,9 @@ def test_help_shows_the_environment_variable_of_every_option(command):
 
 
 def test_every_command_is_listed():
-    text = ok(wf("--help"))
     for command in COMMANDS:
-        assert re.search(rf"^\s+{command}\s", text, re.M), command
+        *group, name = command.split()
+        assert re.search(rf"^\s+{name}\s", ok(wf(*group, "--help")), re.M), command
 
 
 def test_missing_dsn_is_a_usage_error():
@@ -376,6 +377,26 @@ def test_status_of_a_run_shows_what_it_waits_for_and_its_output(db, conn):
     assert 'now: approve: waiting for signal "approved"' in ok(wf("status", run_id, dsn=db))
     ok(wf("signal", run_id, "approved", "--payload", '{"by": "ana"}', dsn=db))
     assert 'output: {"approve":{"by":"ana"}}' in ok(wf("status", run_id, dsn=db))
+
+
+def test_pause_and_resume_a_run(db, conn):
+    define(conn, chain("two", n=2))
+    run_id = enqueue(conn, "two")
+    assert ok(wf("pause", run_id, dsn=db)).strip() == f"run {run_id} paused"
+    assert run_status(conn, run_id) == "paused"
+    bad_input(wf("pause", run_id, dsn=db), "only a scheduled, pending or running run pauses")
+    assert ok(wf("resume", run_id, dsn=db)).strip() == f"run {run_id} resumed (pending)"
+    bad_input(wf("resume", run_id, dsn=db), "not paused")
+    bad_input(wf("pause", str(uuid.uuid4()), dsn=db), "unknown run")
+
+
+def test_stage_pause_and_resume(db, conn):
+    define(conn, chain("two", n=2))
+    assert ok(wf("stage", "pause", "echo", dsn=db)).strip() == "stage echo paused"
+    assert {r["stage"]: r["paused"] for r in json.loads(ok(wf("stages", "--json", dsn=db)))}["echo"] is True
+    assert ok(wf("stage", "pause", "echo", dsn=db)).strip() == "stage echo was paused already"
+    assert ok(wf("stage", "resume", "echo", dsn=db)).strip() == "stage echo resumed"
+    bad_input(wf("stage", "pause", "nope", dsn=db), "unknown stage nope")
 
 
 # ---- worker ------------------------------------------------------------------------------------------------

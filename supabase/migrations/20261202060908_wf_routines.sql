@@ -553,10 +553,10 @@ begin
   into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
   from wf.stages st
   cross join lateral pgmq.read(st.queue, st.visibility_timeout, qty) m
-  where st.name = claim.stage
+  where st.name = claim.stage and not st.paused
   group by st.queue;
   if not found then
-    -- guard: nothing to claim, or no such stage
+    -- guard: nothing to claim, a paused stage (its messages wait untouched), or no such stage
     if not exists (select 1 from wf.stages st where st.name = claim.stage) then
       raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
     end if;
@@ -654,6 +654,15 @@ begin
         insert into wf.events (run_id, step, attempt, kind, detail)
         values (v_run_id, v_row.name, v_row.attempt, 'cancelled',
                 jsonb_build_object('was', v_row.status, 'reason', format('run is %s', v_row.run_status)));
+        continue;
+      end if;
+
+      -- guard: the run was paused after this message was sent (wf.pause unqueues the rest):
+      -- the step waits with its run, its attempt unused
+      if v_row.run_status = 'paused' and v_row.status in ('queued', 'retrying') then
+        perform pgmq.archive(v_queue, v_msg.msg_id);
+        update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
+        where s.run_id = v_run_id and s.name = v_row.name;
         continue;
       end if;
 
@@ -2031,6 +2040,79 @@ $$;
 
 revoke all on function wf.path_keys(text) from public;
 
+-- sql/functions/pause.sql
+-- wf.pause: pause a run — nothing new starts. Its steps waiting in a queue go back to
+-- `waiting` (their messages leave the queue, their attempts stay counted); calls in flight
+-- finish and are recorded but queue nothing after them; waits for signals and child runs go
+-- on. wf.resume starts what became ready meanwhile. False when the run is final or paused.
+create or replace function wf.pause(run_id uuid)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_status text;
+  v_step record;
+  v_returned text[] := '{}'::text[];
+begin
+  if run_id is null then
+    perform wf.raise_input_error('run_id must not be null');
+  end if;
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
+  select r.status into v_status from wf.runs r where r.id = pause.run_id;
+  if not found then
+    raise exception 'unknown run %', run_id using errcode = 'P0002';
+  end if;
+  if v_status not in ('scheduled', 'pending', 'running') then
+    return false;
+  end if;
+  for v_step in
+    select s.name, s.msg_id, st.queue
+    from wf.steps s join wf.stages st on st.name = s.function
+    where s.run_id = pause.run_id and s.status in ('queued', 'retrying')
+    order by s.name
+  loop
+    perform pgmq.archive(v_step.queue, v_step.msg_id);
+    update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
+    where s.run_id = pause.run_id and s.name = v_step.name;
+    v_returned := v_returned || v_step.name;
+  end loop;
+  update wf.runs r set status = 'paused' where r.id = pause.run_id;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_paused', jsonb_build_object('was', v_status, 'unqueued', to_jsonb(v_returned)));
+  return true;
+end;
+$$;
+
+revoke all on function wf.pause(uuid) from public;
+grant execute on function wf.pause(uuid) to wf_admin;
+
+-- sql/functions/pause_stage.sql
+-- wf.pause_stage: no worker claims from this stage (an external system is down: stop calling
+-- it, lose nothing). Its messages wait untouched; calls in flight finish. Returns false when
+-- it was paused already. Raises P0002 for an unknown stage.
+create or replace function wf.pause_stage(function text)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update wf.stages st set paused = true where st.name = pause_stage.function and not st.paused;
+  if found then
+    return true;
+  end if;
+  if not exists (select 1 from wf.stages st where st.name = pause_stage.function) then
+    raise exception 'unknown stage % (stages are created by wf.define)', coalesce(function, 'null') using errcode = 'P0002';
+  end if;
+  return false;
+end;
+$$;
+
+revoke all on function wf.pause_stage(text) from public;
+grant execute on function wf.pause_stage(text) to wf_admin;
+
 -- sql/functions/queue_metrics.sql
 -- wf.queue_metrics: depth and oldest message age of a stage's queue, for wf.stage_health.
 -- Security definer so that readers need no access to schema pgmq (whose functions would let
@@ -2152,6 +2234,76 @@ end;
 $$;
 
 revoke all on function wf.require_pg_cron() from public;
+
+-- sql/functions/resume.sql
+-- wf.resume: a paused run goes on where it stopped — every step whose dependencies became
+-- final meanwhile is queued now, and a run with nothing left completes. False when the run
+-- is not paused.
+create or replace function wf.resume(run_id uuid)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_run record;
+  v_queued jsonb;
+begin
+  if run_id is null then
+    perform wf.raise_input_error('run_id must not be null');
+  end if;
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
+  select r.status, r.started_at, r.run_at into v_run from wf.runs r where r.id = resume.run_id;
+  if not found then
+    raise exception 'unknown run %', run_id using errcode = 'P0002';
+  end if;
+  if v_run.status <> 'paused' then
+    return false;
+  end if;
+  update wf.runs r
+  set status = case when v_run.started_at is not null then 'running'
+                    when v_run.run_at > clock_timestamp() then 'scheduled' else 'pending' end
+  where r.id = resume.run_id;
+  v_queued := wf.advance(run_id);
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_resumed', jsonb_build_object('queued', v_queued));
+  if v_queued = '{}' then
+    perform wf.close_if_done(run_id);
+  end if;
+  return true;
+end;
+$$;
+
+revoke all on function wf.resume(uuid) from public;
+grant execute on function wf.resume(uuid) to wf_admin;
+
+-- sql/functions/resume_stage.sql
+-- wf.resume_stage: workers claim from the stage again, and are woken at once. Returns false
+-- when it was not paused. Raises P0002 for an unknown stage.
+create or replace function wf.resume_stage(function text)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_queue text;
+begin
+  update wf.stages st set paused = false where st.name = resume_stage.function and st.paused
+  returning st.queue into v_queue;
+  if found then
+    perform pg_notify('wf', v_queue);
+    return true;
+  end if;
+  if not exists (select 1 from wf.stages st where st.name = resume_stage.function) then
+    raise exception 'unknown stage % (stages are created by wf.define)', coalesce(function, 'null') using errcode = 'P0002';
+  end if;
+  return false;
+end;
+$$;
+
+revoke all on function wf.resume_stage(text) from public;
+grant execute on function wf.resume_stage(text) to wf_admin;
 
 -- sql/functions/retry.sql
 -- wf.retry: resume a failed run at its dead and failed steps with fresh attempts;
@@ -3155,14 +3307,15 @@ select
   coalesce(p.failed_1h, 0) as failed_1h,
   round(p.p50_ms) as p50_ms,
   round(p.p95_ms) as p95_ms,
-  coalesce(o.dead_letters, 0) as dead_letters
+  coalesce(o.dead_letters, 0) as dead_letters,
+  st.paused
 from wf.stages st
 cross join lateral wf.queue_metrics(st.queue) m
 left join per_stage p on p.function = st.name
 left join open_steps o on o.function = st.name
 order by st.name;
 comment on view wf.stage_health is
-  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps.';
+  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage).';
 
 revoke all on wf.stage_health from public;
 grant select on wf.stage_health to wf_reader, wf_admin;
@@ -3346,7 +3499,8 @@ create table if not exists wf.routines (
 revoke all on wf.routines from public;
 insert into wf.migrations (version, name, checksum) values
   (10, '0010_baseline.sql', 'b387d4f0c77a4b11ac2920c6d92fd62a81c491413c0a32fdb0a9a26d96c7542e'),
-  (11, '0011_language_part2.sql', 'beeb182e04b5134206cb959c5177ae5ad8928c47eadc84c1d572ba6ca9300143')
+  (11, '0011_language_part2.sql', 'beeb182e04b5134206cb959c5177ae5ad8928c47eadc84c1d572ba6ca9300143'),
+  (12, '0012_pause.sql', 'ae5b6cf7dd874c75f2139d5d9f37c3fcc6606c495825e2c1dbe02800f42189a1')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -3360,7 +3514,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', 'd28ad452f08278343865573c3ef04eaa5dfb48dff36cd8b2c7a79d97fe12bb63'),
+  ('functions/claim.sql', 'function', '97df1c4677835e2a6acf2c18e8e4e2523fa08bba26dfe37ae6110def750ee816'),
   ('functions/close_if_done.sql', 'function', '5204f6cfd9c4255d61da2cccf5a553d25b9aab919c7b2dde418dce65fda11347'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
   ('functions/complete_batch.sql', 'function', 'f3e5a4bdfa84de4d776e133d94aefe358a175b6eb8bd6cf1a559cd64aefbf220'),
@@ -3384,11 +3538,15 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/normalize_definition.sql', 'function', '8775b66daf803370fb06380f03ba72bbf6dbcf5ac2bfa05b10baf600e939f616'),
   ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
+  ('functions/pause.sql', 'function', '161a79470342148139c98c5bab6527c00f83c75604cc59c7bb050f7ca5d8b04f'),
+  ('functions/pause_stage.sql', 'function', '77f01667e679e7a7efd1c23d4ca2a4dd9c586a8582d72fd68a126fcac1666973'),
   ('functions/queue_metrics.sql', 'function', '6151c0cc54e7ca15594c5c39bf70564db06e52dbbb5fa163564a4e0b1a2378b8'),
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
   ('functions/raise_input_error.sql', 'function', '458ba6f6cb49314072a126271466754cfd8fedb7da630c5a3cd6f651aab4d5be'),
   ('functions/render_paths.sql', 'function', '562d7a6a3a907c57069b299dffa97164f0ad918274e77bb4023feb1547c71f40'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
+  ('functions/resume.sql', 'function', '939e3721dc66ad0c3383e4af02cf37594dd56625acd1ab240b0a69ddd8ed38fb'),
+  ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
   ('functions/retry.sql', 'function', 'd7f127c1fdaa67e233690c9f967de7c1fb9fa1340dd87297a6e7f0dc7e510a58'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
@@ -3412,9 +3570,9 @@ insert into wf.routines (path, kind, checksum) values
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
   ('views/runs_overview.sql', 'view', '0d84a709fb247716399647eed06ef2ae749ee7f1d93a19346e88480ce542483f'),
-  ('views/stage_health.sql', 'view', '97a864a030d8492d93d42fb7cc3e97dd053777070f687beb4db1b8aa95ff2904'),
+  ('views/stage_health.sql', 'view', '09b550cdeff9149d7b91dbaaf26bda11c4dfdc0452c34999c288a3516ea5420d'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
   ('views/workflow_stats.sql', 'view', '5adfecb17b974ce5d03cdc05103e15dcdec79abd1d44f7059f0e9a8025ce0783')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/matches_format.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/matches_format.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);

@@ -1,0 +1,40 @@
+-- wf.resume: a paused run goes on where it stopped — every step whose dependencies became
+-- final meanwhile is queued now, and a run with nothing left completes. False when the run
+-- is not paused.
+create or replace function wf.resume(run_id uuid)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_run record;
+  v_queued jsonb;
+begin
+  if run_id is null then
+    perform wf.raise_input_error('run_id must not be null');
+  end if;
+  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
+  select r.status, r.started_at, r.run_at into v_run from wf.runs r where r.id = resume.run_id;
+  if not found then
+    raise exception 'unknown run %', run_id using errcode = 'P0002';
+  end if;
+  if v_run.status <> 'paused' then
+    return false;
+  end if;
+  update wf.runs r
+  set status = case when v_run.started_at is not null then 'running'
+                    when v_run.run_at > clock_timestamp() then 'scheduled' else 'pending' end
+  where r.id = resume.run_id;
+  v_queued := wf.advance(run_id);
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, null, null, 'run_resumed', jsonb_build_object('queued', v_queued));
+  if v_queued = '{}' then
+    perform wf.close_if_done(run_id);
+  end if;
+  return true;
+end;
+$$;
+
+revoke all on function wf.resume(uuid) from public;
+grant execute on function wf.resume(uuid) to wf_admin;
