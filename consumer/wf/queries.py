@@ -36,6 +36,8 @@ COMPLETE_BATCH = "select wf.complete_batch($1::uuid[], $2::text[], $3::int[], $4
 FAIL = "select wf.fail($1, $2, $3, $4, $5, $6, $7)"
 # attempt $3 of step $2 of run $1 is skipped (its `when` rendered false), reason $4
 SKIP = "select wf.skip($1, $2, $3, $4)"
+# a map step's attempt $3 (step $2, run $1) expands into the items $4 (its for_each rendered)
+EXPAND_MAP = "select wf.expand_map($1, $2, $3, $4)"
 # a workflow step's attempt $3 (step $2, run $1) starts its child run with input $4; returns the child's id
 START_CHILD = "select wf.start_child($1, $2, $3, $4)"
 # a sql step's attempt $3 (step $2, run $1): its function runs with args $4 in the transaction recording success

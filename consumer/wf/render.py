@@ -30,9 +30,26 @@ class RenderError(ValueError):
 
 
 def build_context(context: dict[str, Any]) -> dict[str, Any]:
-    """What templates see: the input at top level and as `input`, plus `steps` and `run`."""
+    """What templates see: the input at top level and as `input`, plus `steps` and `run` — and for an item
+    of a map step `item` and `item_index`."""
     run_input = context.get("input") or {}
-    return {**run_input, "input": run_input, "steps": context.get("steps") or {}, "run": context.get("run") or {}}
+    ctx = {**run_input, "input": run_input, "steps": context.get("steps") or {}, "run": context.get("run") or {}}
+    if "item_index" in context:
+        ctx["item"], ctx["item_index"] = context.get("item"), context["item_index"]
+    return ctx
+
+
+MAX_ITEMS = 1000  # for_each: the most items a map step may have (DESIGN §10)
+
+
+def render_items(template: str, ctx: dict[str, Any], step: str) -> list[Any]:
+    """A map step's for_each rendered to its list of items; RenderError names the step and what it got."""
+    value = _render(template, ctx, f"step {step}: for_each")
+    if not isinstance(value, list):
+        raise RenderError(f"step {step}: for_each rendered {type(value).__name__} {str(value)[:80]!r}, not a list")
+    if len(value) > MAX_ITEMS:
+        raise RenderError(f"step {step}: for_each rendered {len(value)} items, more than the {MAX_ITEMS} allowed")
+    return value
 
 
 @lru_cache(maxsize=4096)

@@ -48,12 +48,19 @@ class RunSql:
     args: Any
 
 
-Report = Outcome | Skip | StartChild | RunSql
+@dataclass(frozen=True)
+class Expand:
+    """A map step: wf.expand_map with its for_each rendered (its items then run as steps of their own)."""
+
+    items: list[Any]
+
+
+Report = Outcome | Skip | StartChild | RunSql | Expand
 
 
 def carries_data(report: Report) -> bool:
     """Whether the report hands the database a value it might refuse (a successful output, an input, args)."""
-    return isinstance(report, StartChild | RunSql) or (isinstance(report, Outcome) and report.ok)
+    return isinstance(report, StartChild | RunSql | Expand) or (isinstance(report, Outcome) and report.ok)
 
 
 def storable(text: str) -> str:
@@ -152,7 +159,8 @@ class Reporter:
                 if carries_data(outcome) and errors.refused_value(exc.sqlstate):
                     # data the database cannot store (e.g. \u0000 in jsonb): a final step error, not a
                     # dropped report that leaves the step running until its lease runs out
-                    what = {StartChild: "the child's input", RunSql: "the args"}.get(type(outcome), "the output")
+                    what = {StartChild: "the child's input", RunSql: "the args",
+                            Expand: "the items"}.get(type(outcome), "the output")
                     outcome = Outcome(False, error=storable(f"the database refused {what}: {exc}"),
                                       http_status=getattr(outcome, "http_status", None))
                     continue
@@ -172,7 +180,10 @@ class Reporter:
             delay = min(delay * 2, 5.0)
 
     async def _send(self, task: asyncpg.Record, outcome: Report) -> None:
-        if isinstance(outcome, StartChild):
+        if isinstance(outcome, Expand):
+            await self._pool.fetchval(queries.EXPAND_MAP, task["run_id"], task["step"], task["attempt"],
+                                      outcome.items)
+        elif isinstance(outcome, StartChild):
             await self._pool.fetchval(queries.START_CHILD, task["run_id"], task["step"], task["attempt"], outcome.input)
         elif isinstance(outcome, RunSql):
             # a lost connection after the commit is safe to retry: the attempt is no longer current, so

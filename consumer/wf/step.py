@@ -21,8 +21,8 @@ from wf.calls import Call, Caller, Outcome
 from wf.leases import Leases
 from wf.logs import log
 from wf.metrics import Metrics
-from wf.render import RenderError, build_context, render_not_before, render_payload, render_when
-from wf.reports import Report, Reporter, RunSql, Skip, StartChild
+from wf.render import RenderError, build_context, render_items, render_not_before, render_payload, render_when
+from wf.reports import Expand, Report, Reporter, RunSql, Skip, StartChild
 
 EXTEND_MARGIN = 10.0  # seconds before the lease runs out at which the heartbeat extends it
 # the field a step's template is, by kind (named in render errors)
@@ -66,14 +66,18 @@ class StepRunner:
         """What to report for the step, or None when nothing is (its not_before is still ahead)."""
         ctx = build_context(task["context"])
         kind = task["kind"]
+        is_item = task["item"] is not None
         try:
-            if task["not_before"] is not None:
+            # not_before and when are the map step's, decided once before it expands, not per item
+            if task["not_before"] is not None and not is_item:
                 until = render_not_before(task["not_before"], task["offset_seconds"], ctx, task["step"])
                 # the database's clock decides: false when the time has come
                 if await self._pool.fetchval(queries.DEFER, task["run_id"], task["step"], task["attempt"], until):
                     return None
-            if not render_when(task["when_template"], ctx, task["step"]):
+            if not is_item and not render_when(task["when_template"], ctx, task["step"]):
                 return Skip(f"when rendered false: {task['when_template']}")
+            if task["for_each"] is not None and not is_item:
+                return Expand(render_items(task["for_each"], ctx, task["step"]))
             payload = render_payload(task["payload_template"], ctx, task["step"], TEMPLATE_KEYS[kind])
         except RenderError as exc:
             return Outcome(False, error=f"run {task['run_id']}: {exc}", retryable=False)
@@ -111,6 +115,8 @@ class StepRunner:
     def _log_call(self, stage: str, task: asyncpg.Record, outcome: Report | None, seconds: float) -> None:
         if outcome is None:
             status, fields = "deferred", {"not_before": task["not_before"]}
+        elif isinstance(outcome, Expand):
+            status, fields = "map_started", {"items": len(outcome.items)}
         elif isinstance(outcome, StartChild):
             status, fields = "child_started", {"workflow": task["action"]}
         elif isinstance(outcome, RunSql):

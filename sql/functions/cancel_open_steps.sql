@@ -1,7 +1,7 @@
 -- wf.cancel_open_steps: cancel every step of a run that has not finished
 -- (running ones too when p_running); their messages leave the queues. Steps that wait
--- without a call in flight (for a signal, for a child run) are cancelled either way, and
--- their child runs with them.
+-- without a call in flight (no lease: for a signal, a child run, a map step's items) are
+-- cancelled either way, and their child runs with them.
 create or replace function wf.cancel_open_steps(p_run_id uuid, p_running boolean, p_reason text)
 returns int
 language plpgsql
@@ -16,7 +16,7 @@ begin
     from wf.steps s join wf.stages st on st.name = s.function
     where s.run_id = p_run_id
       and (s.status in ('waiting', 'queued', 'retrying')
-           or (s.status = 'running' and (p_running or (s.function = '_wf' and s.lease_until is null))))
+           or (s.status = 'running' and (p_running or s.lease_until is null)))
     order by s.name
   loop
     if v_step.msg_id is not null and v_step.status <> 'waiting' then

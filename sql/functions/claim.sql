@@ -2,6 +2,9 @@
 -- returns what the call needs (the consumer renders payload_template and
 -- when_template over context, then POSTs to the function — or, by kind, starts the
 -- child run or runs the SQL step; not_before first).
+-- A map step's first claim returns its for_each template (the worker renders the list and calls
+-- wf.expand_map); its items, steps named `<step>[<i>]`, come back with item set and the item in
+-- their context.
 -- On the internal stage `_wf` some messages are handled here and not returned: a child
 -- run became final (wf.finish_child), a wait_for step starts waiting (wf.start_wait), and
 -- its timer fires (wf.wait_timed_out).
@@ -15,7 +18,8 @@ create or replace function wf.claim(stage text, qty int default 1)
 returns table (
   run_id uuid, step text, attempt int, function text, action text, payload_template jsonb,
   when_template text, context jsonb, timeout_seconds int, workflow text, correlation_id text,
-  msg_id bigint, visible_until timestamptz, kind text, not_before text, offset_seconds int)
+  msg_id bigint, visible_until timestamptz, kind text, not_before text, offset_seconds int, item int,
+  for_each text)
 language plpgsql
 security definer
 set search_path = ''
@@ -70,7 +74,7 @@ begin
     from m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step
     join wf.runs r on r.id = s.run_id
-    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
     where s.msg_id = m.msg_id and s.status in ('queued', 'retrying')
       and r.status in ('scheduled', 'pending', 'running')
       and s.attempt - s.attempt_base < d.max_attempts
@@ -123,7 +127,7 @@ begin
       into v_row
       from wf.steps s
       join wf.runs r on r.id = s.run_id
-      join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+      join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
       where s.run_id = v_run_id and s.name = v_msg.message ->> 'step';
 
       -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
@@ -198,14 +202,18 @@ begin
            'input', r.input,
            'steps', (select jsonb_object_agg(o.name, jsonb_build_object('status', o.status, 'output', o.output,
                                                                          'error', o.error))
-                     from wf.steps o where o.run_id = s.run_id),
+                     from wf.steps o where o.run_id = s.run_id and o.map_step is null),
            'run', jsonb_build_object('id', s.run_id, 'workflow', r.workflow, 'version', r.version,
-                                     'correlation_id', r.correlation_id, 'attempt', s.attempt)),
-         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds
+                                     'correlation_id', r.correlation_id, 'attempt', s.attempt))
+           -- an item of a map step: the item and its index
+           || case when s.item is null then '{}'::jsonb
+                   else jsonb_build_object('item', s.item_value, 'item_index', s.item) end,
+         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds,
+         s.item, d.for_each
   from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
   join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
   join wf.runs r on r.id = s.run_id
-  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where u.msg_id = any (v_started)
   order by u.message ->> 'run_id', u.msg_id;
 end;

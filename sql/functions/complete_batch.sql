@@ -29,6 +29,7 @@ declare
   v_queues text[];
   v_msg_ids bigint[];
   v_children uuid[];
+  v_maps text[];
 begin
   -- guard: one value of each per answer, none of them null
   if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
@@ -93,13 +94,14 @@ begin
         finished_at = clock_timestamp(), lease_until = null
     from a
     where s.run_id = a.run_id and s.name = a.step and s.status = 'running' and s.attempt = a.attempt
-    returning a.ord, s.run_id, s.msg_id, s.function,
+    returning a.ord, s.run_id, s.msg_id, s.function, s.map_step,
               round(extract(epoch from clock_timestamp() - s.started_at) * 1000) as duration_ms
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
-         array_agg(st.queue), array_agg(done.msg_id)
-  into v_ords, v_durations, v_runs, v_queues, v_msg_ids
+         array_agg(st.queue), array_agg(done.msg_id),
+         array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null)
+  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps
   from done
   join wf.runs r on r.id = done.run_id
   join wf.stages st on st.name = done.function;
@@ -142,6 +144,11 @@ begin
   select array_agg(closed.id) filter (where closed.parent_run_id is not null) into v_children from closed;
   if v_children is not null then
     perform wf.notify_parent(c) from unnest(v_children) c;
+  end if;
+
+  -- answered items of map steps: the next items start, or their map steps end
+  if v_maps is not null then
+    perform wf.map_progress(split_part(m, '/', 1)::uuid, substr(m, 38)) from unnest(v_maps) m;
   end if;
 
   -- the answered messages are archived once per queue

@@ -23,7 +23,9 @@ begin
     return false;
   end if;
   select d.action into v_name
-  from wf.runs r join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = complete_sql.step
+  from wf.runs r
+  join wf.steps s on s.run_id = r.id and s.name = complete_sql.step
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where r.id = complete_sql.run_id;
   select q.fn into v_fn from wf.sql_steps q where q.name = v_name;
   if v_fn is null then

@@ -20,7 +20,7 @@ begin
   from wf.steps s
   join wf.runs r on r.id = s.run_id
   join wf.stages st on st.name = s.function
-  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where s.run_id = p_run_id and s.name = p_step;
   if not found then
     raise exception 'unknown step % of run %', p_step, p_run_id using errcode = 'P0002';

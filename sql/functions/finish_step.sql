@@ -11,12 +11,14 @@ as $$
 declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
+  v_map_step text;
 begin
   perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
-  where s.run_id = p_run_id and s.name = p_step;
+  where s.run_id = p_run_id and s.name = p_step
+  returning s.map_step into v_map_step;
   if v_open then
     v_queued := wf.advance(p_run_id);
   end if;
@@ -27,6 +29,10 @@ begin
   -- a run that just queued a step is not done
   if v_open and v_queued = '{}' then
     perform wf.close_if_done(p_run_id);
+  end if;
+  -- an item of a map step: the next item starts, or the map step ends
+  if v_map_step is not null then
+    perform wf.map_progress(p_run_id, v_map_step);
   end if;
 end;
 $$;

@@ -8,6 +8,7 @@ as $$
 declare
   v_step record;
   v_dlq_msg_id bigint;
+  v_map_step text;
 begin
   select s.msg_id, s.status, st.queue, r.workflow, r.version, r.correlation_id, s.function into v_step
   from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
@@ -26,7 +27,8 @@ begin
   update wf.steps s
   set status = 'dead', dlq_msg_id = v_dlq_msg_id, finished_at = clock_timestamp(), lease_until = null,
       error = p_error, http_status = p_http_status
-  where s.run_id = p_run_id and s.name = p_step;
+  where s.run_id = p_run_id and s.name = p_step
+  returning s.map_step into v_map_step;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (p_run_id, p_step, p_attempt, 'dead', jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
 
@@ -38,6 +40,10 @@ begin
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
     perform wf.notify_parent(p_run_id);
+  end if;
+  -- a dead item: its map step ends once its other items in flight have answered
+  if v_map_step is not null then
+    perform wf.map_progress(p_run_id, v_map_step);
   end if;
 end;
 $$;

@@ -39,6 +39,7 @@ declare
   v_function text;
   v_action text;
   v_wait_seconds int;
+  v_step_vars text[] := '{}'::text[];
 begin
   -- guard: the definition is an object with a valid name
   if definition is null or jsonb_typeof(definition) <> 'object' then
@@ -120,7 +121,7 @@ begin
     v_kind := v_kinds[1];
     for v_key in select jsonb_object_keys(v_step) loop
       if v_key not in ('name', 'description', 'on_failure', 'depends_on', 'when', 'delay_seconds', 'max_retries',
-                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', v_kind)
+                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', 'for_each', 'max_parallel', v_kind)
          and not (v_kind = 'function' and v_key in ('action', 'payload_template'))
          and not (v_kind = 'workflow' and v_key = 'input_template')
          and not (v_kind = 'sql' and v_key = 'args_template') then
@@ -178,9 +179,15 @@ begin
       v_action := v_step -> 'wait_for' ->> 'signal';
     end if;
     -- guard: a wait starts inside wf.claim, where templates are not rendered
-    if v_kind = 'wait_for' and (v_step ? 'when' or v_step ? 'not_before') then
+    if v_kind = 'wait_for' and (v_step ? 'when' or v_step ? 'not_before' or v_step ? 'for_each') then
       perform wf.raise_input_error(format('%s: a wait_for step takes no %s (put it on a step before the wait)',
-        v_place, case when v_step ? 'when' then 'when' else 'not_before' end));
+        v_place, case when v_step ? 'when' then 'when' when v_step ? 'not_before' then 'not_before' else 'for_each' end));
+    end if;
+    if v_step ? 'for_each' and (jsonb_typeof(v_step -> 'for_each') <> 'string' or btrim(v_step ->> 'for_each') = '') then
+      perform wf.raise_input_error(format('%s: for_each must be a template rendering to a list, like "{{ channels }}"', v_place));
+    end if;
+    if v_step ? 'max_parallel' and not v_step ? 'for_each' then
+      perform wf.raise_input_error(format('%s: max_parallel needs for_each', v_place));
     end if;
     if v_step ? 'offset_seconds' and not v_step ? 'not_before' then
       perform wf.raise_input_error(format('%s: offset_seconds needs not_before', v_place));
@@ -225,13 +232,22 @@ begin
 
     -- templates: they parse, and collect the input variables they need
     for v_field in select jsonb_path_query(coalesce(v_step -> v_template_key, '{}'), 'strict $.** ? (@.type() == "string")') loop
-      v_vars := v_vars || wf.template_vars(v_field #>> '{}', v_place || ': ' || v_template_key);
+      v_step_vars := v_step_vars || wf.template_vars(v_field #>> '{}', v_place || ': ' || v_template_key);
     end loop;
     if v_step ? 'when' then
-      v_vars := v_vars || wf.template_vars(v_step ->> 'when', v_place || ': when');
+      v_step_vars := v_step_vars || wf.template_vars(v_step ->> 'when', v_place || ': when');
     end if;
     if v_step ? 'not_before' then
-      v_vars := v_vars || wf.template_vars(v_step ->> 'not_before', v_place || ': not_before');
+      v_step_vars := v_step_vars || wf.template_vars(v_step ->> 'not_before', v_place || ': not_before');
+    end if;
+    -- an item of a map step is in its context, not in the input
+    if v_step ? 'for_each' then
+      v_step_vars := array_remove(array_remove(v_step_vars, 'item'), 'item_index');
+    end if;
+    v_vars := v_vars || v_step_vars;
+    v_step_vars := '{}'::text[];
+    if v_step ? 'for_each' then
+      v_vars := v_vars || wf.template_vars(v_step ->> 'for_each', v_place || ': for_each');
     end if;
 
     v_steps := v_steps || jsonb_build_object(
@@ -245,6 +261,8 @@ begin
       'wait_seconds', v_wait_seconds,
       'not_before', v_step ->> 'not_before',
       'offset_seconds', wf.int_field(v_step, 'offset_seconds', v_place, -31536000, 31536000, 0),
+      'for_each', v_step ->> 'for_each',
+      'max_parallel', wf.int_field(v_step, 'max_parallel', v_place, 1, 1000, null),
       'when_template', v_step ->> 'when',
       'depends_on', to_jsonb(v_deps),
       'on_failure', coalesce(v_step ->> 'on_failure', 'abort'),

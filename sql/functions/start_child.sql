@@ -22,7 +22,8 @@ begin
   end if;
   select r.depth, r.correlation_id, r.owner, d.action as workflow into v_parent
   from wf.runs r
-  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = start_child.step
+  join wf.steps s on s.run_id = r.id and s.name = start_child.step
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where r.id = start_child.run_id;
 
   -- guard: nesting stops at 10 levels (a run and its children, grandchildren …)

@@ -30,7 +30,7 @@ begin
     select s.run_id, s.name, s.attempt, d.max_attempts
     from wf.steps s
     join wf.runs r on r.id = s.run_id
-    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
     where s.status = 'running' and s.lease_until < clock_timestamp()
       and s.attempt - s.attempt_base >= d.max_attempts
   loop

@@ -290,8 +290,8 @@ grant execute on function wf.cancel(uuid, text) to wf_admin;
 -- sql/functions/cancel_open_steps.sql
 -- wf.cancel_open_steps: cancel every step of a run that has not finished
 -- (running ones too when p_running); their messages leave the queues. Steps that wait
--- without a call in flight (for a signal, for a child run) are cancelled either way, and
--- their child runs with them.
+-- without a call in flight (no lease: for a signal, a child run, a map step's items) are
+-- cancelled either way, and their child runs with them.
 create or replace function wf.cancel_open_steps(p_run_id uuid, p_running boolean, p_reason text)
 returns int
 language plpgsql
@@ -306,7 +306,7 @@ begin
     from wf.steps s join wf.stages st on st.name = s.function
     where s.run_id = p_run_id
       and (s.status in ('waiting', 'queued', 'retrying')
-           or (s.status = 'running' and (p_running or (s.function = '_wf' and s.lease_until is null))))
+           or (s.status = 'running' and (p_running or s.lease_until is null)))
     order by s.name
   loop
     if v_step.msg_id is not null and v_step.status <> 'waiting' then
@@ -514,6 +514,9 @@ revoke all on function wf.check_schema(jsonb, text) from public;
 -- returns what the call needs (the consumer renders payload_template and
 -- when_template over context, then POSTs to the function — or, by kind, starts the
 -- child run or runs the SQL step; not_before first).
+-- A map step's first claim returns its for_each template (the worker renders the list and calls
+-- wf.expand_map); its items, steps named `<step>[<i>]`, come back with item set and the item in
+-- their context.
 -- On the internal stage `_wf` some messages are handled here and not returned: a child
 -- run became final (wf.finish_child), a wait_for step starts waiting (wf.start_wait), and
 -- its timer fires (wf.wait_timed_out).
@@ -527,7 +530,8 @@ create or replace function wf.claim(stage text, qty int default 1)
 returns table (
   run_id uuid, step text, attempt int, function text, action text, payload_template jsonb,
   when_template text, context jsonb, timeout_seconds int, workflow text, correlation_id text,
-  msg_id bigint, visible_until timestamptz, kind text, not_before text, offset_seconds int)
+  msg_id bigint, visible_until timestamptz, kind text, not_before text, offset_seconds int, item int,
+  for_each text)
 language plpgsql
 security definer
 set search_path = ''
@@ -582,7 +586,7 @@ begin
     from m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step
     join wf.runs r on r.id = s.run_id
-    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
     where s.msg_id = m.msg_id and s.status in ('queued', 'retrying')
       and r.status in ('scheduled', 'pending', 'running')
       and s.attempt - s.attempt_base < d.max_attempts
@@ -635,7 +639,7 @@ begin
       into v_row
       from wf.steps s
       join wf.runs r on r.id = s.run_id
-      join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+      join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
       where s.run_id = v_run_id and s.name = v_msg.message ->> 'step';
 
       -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
@@ -710,14 +714,18 @@ begin
            'input', r.input,
            'steps', (select jsonb_object_agg(o.name, jsonb_build_object('status', o.status, 'output', o.output,
                                                                          'error', o.error))
-                     from wf.steps o where o.run_id = s.run_id),
+                     from wf.steps o where o.run_id = s.run_id and o.map_step is null),
            'run', jsonb_build_object('id', s.run_id, 'workflow', r.workflow, 'version', r.version,
-                                     'correlation_id', r.correlation_id, 'attempt', s.attempt)),
-         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds
+                                     'correlation_id', r.correlation_id, 'attempt', s.attempt))
+           -- an item of a map step: the item and its index
+           || case when s.item is null then '{}'::jsonb
+                   else jsonb_build_object('item', s.item_value, 'item_index', s.item) end,
+         d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds,
+         s.item, d.for_each
   from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
   join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
   join wf.runs r on r.id = s.run_id
-  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where u.msg_id = any (v_started)
   order by u.message ->> 'run_id', u.msg_id;
 end;
@@ -816,6 +824,7 @@ declare
   v_queues text[];
   v_msg_ids bigint[];
   v_children uuid[];
+  v_maps text[];
 begin
   -- guard: one value of each per answer, none of them null
   if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
@@ -880,13 +889,14 @@ begin
         finished_at = clock_timestamp(), lease_until = null
     from a
     where s.run_id = a.run_id and s.name = a.step and s.status = 'running' and s.attempt = a.attempt
-    returning a.ord, s.run_id, s.msg_id, s.function,
+    returning a.ord, s.run_id, s.msg_id, s.function, s.map_step,
               round(extract(epoch from clock_timestamp() - s.started_at) * 1000) as duration_ms
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
-         array_agg(st.queue), array_agg(done.msg_id)
-  into v_ords, v_durations, v_runs, v_queues, v_msg_ids
+         array_agg(st.queue), array_agg(done.msg_id),
+         array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null)
+  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps
   from done
   join wf.runs r on r.id = done.run_id
   join wf.stages st on st.name = done.function;
@@ -931,6 +941,11 @@ begin
     perform wf.notify_parent(c) from unnest(v_children) c;
   end if;
 
+  -- answered items of map steps: the next items start, or their map steps end
+  if v_maps is not null then
+    perform wf.map_progress(split_part(m, '/', 1)::uuid, substr(m, 38)) from unnest(v_maps) m;
+  end if;
+
   -- the answered messages are archived once per queue
   perform pgmq.archive(x.queue, x.msg_ids)
   from (select a.queue, array_agg(a.msg_id) as msg_ids
@@ -968,7 +983,9 @@ begin
     return false;
   end if;
   select d.action into v_name
-  from wf.runs r join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = complete_sql.step
+  from wf.runs r
+  join wf.steps s on s.run_id = r.id and s.name = complete_sql.step
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where r.id = complete_sql.run_id;
   select q.fn into v_fn from wf.sql_steps q where q.name = v_name;
   if v_fn is null then
@@ -1012,7 +1029,7 @@ begin
   from wf.steps s
   join wf.runs r on r.id = s.run_id
   join wf.stages st on st.name = s.function
-  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where s.run_id = p_run_id and s.name = p_step;
   if not found then
     raise exception 'unknown step % of run %', p_step, p_run_id using errcode = 'P0002';
@@ -1377,6 +1394,64 @@ $$;
 revoke all on function wf.enqueue_trigger() from public;
 grant execute on function wf.enqueue_trigger() to wf_admin;
 
+-- sql/functions/expand_map.sql
+-- wf.expand_map: a map step's attempt (its for_each rendered by the worker) becomes its items:
+-- one step row per item, `<step>[<index>]`, with the map step's function and definition, each
+-- with its own attempts. The first max_parallel of them are queued (wf.map_progress); the map
+-- step waits for them without a lease. An empty list succeeds at once with []. More than 1,000
+-- items, or something that is not a list, fails the step without retry, naming the size.
+-- Returns how many items there are (null: the attempt is not current).
+create or replace function wf.expand_map(run_id uuid, step text, attempt int, items jsonb)
+returns int
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_cur record;
+  v_count int;
+begin
+  select * into v_cur from wf.current_attempt(run_id, step, attempt, 'expand_map');
+  if not found then
+    return null;
+  end if;
+  -- guard: a list of at most 1,000 items
+  if items is null or jsonb_typeof(items) <> 'array' then
+    perform wf.fail(run_id, step, attempt,
+      format('step %s: for_each rendered %s, not a list', step, coalesce(jsonb_typeof(items), 'null')), false);
+    return null;
+  end if;
+  v_count := jsonb_array_length(items);
+  if v_count > 1000 then
+    perform wf.fail(run_id, step, attempt,
+      format('step %s: for_each rendered %s items, more than the 1000 allowed', step, v_count), false);
+    return null;
+  end if;
+  if v_count = 0 then
+    perform wf.complete(run_id, step, attempt, '[]'::jsonb);
+    return 0;
+  end if;
+
+  insert into wf.steps (run_id, name, function, status, map_step, item, item_value)
+  select expand_map.run_id, format('%s[%s]', expand_map.step, e.i - 1), s.function, 'waiting',
+         expand_map.step, (e.i - 1)::int, e.value
+  from wf.steps s, jsonb_array_elements(items) with ordinality as e(value, i)
+  where s.run_id = expand_map.run_id and s.name = expand_map.step
+  -- guard: a repeated call for the same attempt (its answer was lost) expands nothing twice
+  on conflict on constraint steps_pkey do nothing;
+  perform pgmq.archive(v_cur.queue, v_cur.msg_id);
+  update wf.steps s set lease_until = null
+  where s.run_id = expand_map.run_id and s.name = expand_map.step;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (run_id, step, attempt, 'map_started', jsonb_build_object('items', v_count));
+  perform wf.map_progress(run_id, step);
+  return v_count;
+end;
+$$;
+
+revoke all on function wf.expand_map(uuid, text, int, jsonb) from public;
+grant execute on function wf.expand_map(uuid, text, int, jsonb) to wf_worker, wf_admin;
+
 -- sql/functions/extend.sql
 -- wf.extend: heartbeat — keep the running attempt's message invisible for `seconds` more
 create or replace function wf.extend(run_id uuid, step text, attempt int, seconds int)
@@ -1513,12 +1588,14 @@ as $$
 declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
+  v_map_step text;
 begin
   perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
-  where s.run_id = p_run_id and s.name = p_step;
+  where s.run_id = p_run_id and s.name = p_step
+  returning s.map_step into v_map_step;
   if v_open then
     v_queued := wf.advance(p_run_id);
   end if;
@@ -1529,6 +1606,10 @@ begin
   -- a run that just queued a step is not done
   if v_open and v_queued = '{}' then
     perform wf.close_if_done(p_run_id);
+  end if;
+  -- an item of a map step: the next item starts, or the map step ends
+  if v_map_step is not null then
+    perform wf.map_progress(p_run_id, v_map_step);
   end if;
 end;
 $$;
@@ -1626,6 +1707,7 @@ as $$
 declare
   v_step record;
   v_dlq_msg_id bigint;
+  v_map_step text;
 begin
   select s.msg_id, s.status, st.queue, r.workflow, r.version, r.correlation_id, s.function into v_step
   from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
@@ -1644,7 +1726,8 @@ begin
   update wf.steps s
   set status = 'dead', dlq_msg_id = v_dlq_msg_id, finished_at = clock_timestamp(), lease_until = null,
       error = p_error, http_status = p_http_status
-  where s.run_id = p_run_id and s.name = p_step;
+  where s.run_id = p_run_id and s.name = p_step
+  returning s.map_step into v_map_step;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (p_run_id, p_step, p_attempt, 'dead', jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
 
@@ -1657,10 +1740,108 @@ begin
     values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
     perform wf.notify_parent(p_run_id);
   end if;
+  -- a dead item: its map step ends once its other items in flight have answered
+  if v_map_step is not null then
+    perform wf.map_progress(p_run_id, v_map_step);
+  end if;
 end;
 $$;
 
 revoke all on function wf.kill_step(uuid, text, int, text, int) from public;
+
+-- sql/functions/map_progress.sql
+-- wf.map_progress: after a map step expanded or one of its items became final. While items
+-- wait, keep max_parallel of them queued or running (in item order). When every item is final
+-- the map step ends: succeeded with the list of the items' outputs in item order (a skipped
+-- item gives null), or — when an item failed or died — failed (on_failure continue: the run
+-- goes on, its output holds null for the failed items) or dead (abort: the dead item already
+-- failed the run and sits in the DLQ). Callers hold the run lock.
+create or replace function wf.map_progress(p_run_id uuid, p_map_step text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_map record;
+  v_counts record;
+  v_item record;
+  v_msg_id bigint;
+  v_outputs jsonb;
+  v_queued jsonb;
+  v_status text;
+  v_error text;
+begin
+  select s.status, s.attempt, s.started_at, s.lease_until, st.queue, r.status as run_status, d.max_parallel,
+         d.on_failure
+  into v_map
+  from wf.steps s
+  join wf.runs r on r.id = s.run_id
+  join wf.stages st on st.name = s.function
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+  where s.run_id = p_run_id and s.name = p_map_step;
+  -- guard: the map step stopped (its run was cancelled, or it was answered already), or is
+  -- not waiting for its items (claimed to expand again after wf.retry: its expansion goes on)
+  if v_map.status is distinct from 'running' or v_map.lease_until is not null then
+    return;
+  end if;
+
+  select count(*) filter (where i.status = 'waiting') as waiting,
+         count(*) filter (where i.status in ('queued', 'running', 'retrying')) as active,
+         count(*) filter (where i.status in ('failed', 'dead')) as failed,
+         count(*) filter (where i.status = 'dead') as dead,
+         count(*) filter (where i.status = 'cancelled') as cancelled,
+         count(*) as total
+  into v_counts
+  from wf.steps i where i.run_id = p_run_id and i.map_step = p_map_step;
+
+  -- more items start while there is room (and the run is open: a paused run starts nothing)
+  if v_counts.waiting > 0 and v_map.run_status in ('scheduled', 'pending', 'running') then
+    for v_item in
+      select i.name from wf.steps i
+      where i.run_id = p_run_id and i.map_step = p_map_step and i.status = 'waiting'
+      order by i.item
+      limit greatest(0, coalesce(v_map.max_parallel, 1000) - v_counts.active)
+    loop
+      v_msg_id := pgmq.send(v_map.queue, jsonb_build_object('run_id', p_run_id, 'step', v_item.name), 0);
+      update wf.steps s set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp()
+      where s.run_id = p_run_id and s.name = v_item.name;
+    end loop;
+    if found then
+      perform pg_notify('wf', v_map.queue);
+    end if;
+    return;
+  end if;
+  if v_counts.active > 0 or v_counts.waiting > 0 then
+    return;
+  end if;
+
+  -- every item is final: the map step ends
+  select jsonb_agg(case when i.status = 'succeeded' then i.output end order by i.item) into v_outputs
+  from wf.steps i where i.run_id = p_run_id and i.map_step = p_map_step;
+  if v_counts.failed + v_counts.cancelled = 0 then
+    v_status := 'succeeded';
+  else
+    v_status := case when v_counts.dead > 0 or v_map.on_failure <> 'continue' then 'dead' else 'failed' end;
+    v_error := format('%s of %s items failed', v_counts.failed + v_counts.cancelled, v_counts.total);
+  end if;
+  update wf.steps s
+  set status = v_status, output = v_outputs, error = v_error, finished_at = clock_timestamp(), lease_until = null
+  where s.run_id = p_run_id and s.name = p_map_step;
+  if v_map.run_status in ('scheduled', 'pending', 'running') then
+    v_queued := wf.advance(p_run_id);
+  end if;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, p_map_step, v_map.attempt, v_status,
+          jsonb_strip_nulls(jsonb_build_object('items', v_counts.total, 'failed_items', nullif(v_counts.failed, 0),
+            'error', v_error, 'duration_ms', round(extract(epoch from clock_timestamp() - v_map.started_at) * 1000),
+            'queued', nullif(v_queued, '{}'::jsonb))));
+  if v_map.run_status in ('scheduled', 'pending', 'running') and coalesce(v_queued, '{}'::jsonb) = '{}' then
+    perform wf.close_if_done(p_run_id);
+  end if;
+end;
+$$;
+
+revoke all on function wf.map_progress(uuid, text) from public;
 
 -- sql/functions/matches_format.sql
 -- wf.matches_format: whether a string is in one of the JSON Schema formats wf.schema_error
@@ -1744,6 +1925,7 @@ declare
   v_function text;
   v_action text;
   v_wait_seconds int;
+  v_step_vars text[] := '{}'::text[];
 begin
   -- guard: the definition is an object with a valid name
   if definition is null or jsonb_typeof(definition) <> 'object' then
@@ -1825,7 +2007,7 @@ begin
     v_kind := v_kinds[1];
     for v_key in select jsonb_object_keys(v_step) loop
       if v_key not in ('name', 'description', 'on_failure', 'depends_on', 'when', 'delay_seconds', 'max_retries',
-                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', v_kind)
+                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', 'for_each', 'max_parallel', v_kind)
          and not (v_kind = 'function' and v_key in ('action', 'payload_template'))
          and not (v_kind = 'workflow' and v_key = 'input_template')
          and not (v_kind = 'sql' and v_key = 'args_template') then
@@ -1883,9 +2065,15 @@ begin
       v_action := v_step -> 'wait_for' ->> 'signal';
     end if;
     -- guard: a wait starts inside wf.claim, where templates are not rendered
-    if v_kind = 'wait_for' and (v_step ? 'when' or v_step ? 'not_before') then
+    if v_kind = 'wait_for' and (v_step ? 'when' or v_step ? 'not_before' or v_step ? 'for_each') then
       perform wf.raise_input_error(format('%s: a wait_for step takes no %s (put it on a step before the wait)',
-        v_place, case when v_step ? 'when' then 'when' else 'not_before' end));
+        v_place, case when v_step ? 'when' then 'when' when v_step ? 'not_before' then 'not_before' else 'for_each' end));
+    end if;
+    if v_step ? 'for_each' and (jsonb_typeof(v_step -> 'for_each') <> 'string' or btrim(v_step ->> 'for_each') = '') then
+      perform wf.raise_input_error(format('%s: for_each must be a template rendering to a list, like "{{ channels }}"', v_place));
+    end if;
+    if v_step ? 'max_parallel' and not v_step ? 'for_each' then
+      perform wf.raise_input_error(format('%s: max_parallel needs for_each', v_place));
     end if;
     if v_step ? 'offset_seconds' and not v_step ? 'not_before' then
       perform wf.raise_input_error(format('%s: offset_seconds needs not_before', v_place));
@@ -1930,13 +2118,22 @@ begin
 
     -- templates: they parse, and collect the input variables they need
     for v_field in select jsonb_path_query(coalesce(v_step -> v_template_key, '{}'), 'strict $.** ? (@.type() == "string")') loop
-      v_vars := v_vars || wf.template_vars(v_field #>> '{}', v_place || ': ' || v_template_key);
+      v_step_vars := v_step_vars || wf.template_vars(v_field #>> '{}', v_place || ': ' || v_template_key);
     end loop;
     if v_step ? 'when' then
-      v_vars := v_vars || wf.template_vars(v_step ->> 'when', v_place || ': when');
+      v_step_vars := v_step_vars || wf.template_vars(v_step ->> 'when', v_place || ': when');
     end if;
     if v_step ? 'not_before' then
-      v_vars := v_vars || wf.template_vars(v_step ->> 'not_before', v_place || ': not_before');
+      v_step_vars := v_step_vars || wf.template_vars(v_step ->> 'not_before', v_place || ': not_before');
+    end if;
+    -- an item of a map step is in its context, not in the input
+    if v_step ? 'for_each' then
+      v_step_vars := array_remove(array_remove(v_step_vars, 'item'), 'item_index');
+    end if;
+    v_vars := v_vars || v_step_vars;
+    v_step_vars := '{}'::text[];
+    if v_step ? 'for_each' then
+      v_vars := v_vars || wf.template_vars(v_step ->> 'for_each', v_place || ': for_each');
     end if;
 
     v_steps := v_steps || jsonb_build_object(
@@ -1950,6 +2147,8 @@ begin
       'wait_seconds', v_wait_seconds,
       'not_before', v_step ->> 'not_before',
       'offset_seconds', wf.int_field(v_step, 'offset_seconds', v_place, -31536000, 31536000, 0),
+      'for_each', v_step ->> 'for_each',
+      'max_parallel', wf.int_field(v_step, 'max_parallel', v_place, 1, 1000, null),
       'when_template', v_step ->> 'when',
       'depends_on', to_jsonb(v_deps),
       'on_failure', coalesce(v_step ->> 'on_failure', 'abort'),
@@ -2729,7 +2928,8 @@ begin
   end if;
   select r.depth, r.correlation_id, r.owner, d.action as workflow into v_parent
   from wf.runs r
-  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = start_child.step
+  join wf.steps s on s.run_id = r.id and s.name = start_child.step
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
   where r.id = start_child.run_id;
 
   -- guard: nesting stops at 10 levels (a run and its children, grandchildren …)
@@ -2928,7 +3128,7 @@ begin
     select s.run_id, s.name, s.attempt, d.max_attempts
     from wf.steps s
     join wf.runs r on r.id = s.run_id
-    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
+    join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
     where s.status = 'running' and s.lease_until < clock_timestamp()
       and s.attempt - s.attempt_base >= d.max_attempts
   loop
@@ -3238,23 +3438,30 @@ select
 from wf.runs r
 cross join lateral (
   select
-    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed')) as done,
-    count(*) as total,
+    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed') and s.map_step is null) as done,
+    count(*) filter (where s.map_step is null) as total,
     string_agg(case
                  when d.kind = 'wait_for' and s.status = 'running' then format('%s: waiting for signal "%s"', s.name, d.action)
                  when d.kind = 'workflow' and s.status = 'running' and s.child_run_id is not null
                    then format('%s: waiting for child run %s', s.name, s.child_run_id)
                  when s.status = 'queued' and s.queued_at > now() + interval '1 second'
                    then format('%s: not before %s', s.name, to_char(s.queued_at, 'YYYY-MM-DD HH24:MI:SS TZ'))
+                 -- a map step waiting for its items: how many are final
+                 when s.status = 'running' and s.lease_until is null and d.for_each is not null
+                   then (select format('%s: %s/%s items', s.name,
+                                       count(*) filter (where i.status in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled')),
+                                       count(*))
+                         from wf.steps i where i.run_id = s.run_id and i.map_step = s.name)
                  else s.name || ' (' || s.status || ')' end, ', ')
-      filter (where s.status in ('queued', 'running', 'retrying')) as current_steps,
+      filter (where s.status in ('queued', 'running', 'retrying') and s.map_step is null) as current_steps,
     coalesce(sum(s.attempt), 0)::int as attempts,
     (array_agg(s.error order by s.finished_at desc nulls first) filter (where s.error is not null))[1] as last_error,
     (array_agg(s.name order by s.finished_at desc nulls first) filter (where s.error is not null))[1] as last_error_step
   from wf.steps s
   -- what a step of another kind waits for (function steps need no look-up)
   left join wf.definition_steps d
-    on s.function = '_wf' and d.workflow = r.workflow and d.version = r.version and d.name = s.name
+    on (s.function = '_wf' or s.lease_until is null) and s.status = 'running'
+       and d.workflow = r.workflow and d.version = r.version and d.name = s.name
   where s.run_id = r.id
 ) agg
 order by r.created_at desc;
@@ -3500,7 +3707,8 @@ revoke all on wf.routines from public;
 insert into wf.migrations (version, name, checksum) values
   (10, '0010_baseline.sql', 'b387d4f0c77a4b11ac2920c6d92fd62a81c491413c0a32fdb0a9a26d96c7542e'),
   (11, '0011_language_part2.sql', 'beeb182e04b5134206cb959c5177ae5ad8928c47eadc84c1d572ba6ca9300143'),
-  (12, '0012_pause.sql', 'ae5b6cf7dd874c75f2139d5d9f37c3fcc6606c495825e2c1dbe02800f42189a1')
+  (12, '0012_pause.sql', 'ae5b6cf7dd874c75f2139d5d9f37c3fcc6606c495825e2c1dbe02800f42189a1'),
+  (13, '0013_map.sql', '58daa5ba6823b28f92b86e051c5ad248e373039db719b846142f08d6668ef195')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -3510,32 +3718,34 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
   ('functions/cancel.sql', 'function', 'f373a528736952cec226b0ea11db26bcb913a29a152f542e64aaa90e2e776113'),
-  ('functions/cancel_open_steps.sql', 'function', 'c809496ede952a80213b824716c54b6052ba30c5deb606e0cb0e237d177d80ea'),
+  ('functions/cancel_open_steps.sql', 'function', 'bf0eeb475ac94a8965cd5145e0c26fde93ccd60df34e6d8150732220b7237996'),
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', '97df1c4677835e2a6acf2c18e8e4e2523fa08bba26dfe37ae6110def750ee816'),
+  ('functions/claim.sql', 'function', 'b79df90b337271a7902d5de1363352581b558ce722195fb7bb18db1e4ea6f8fb'),
   ('functions/close_if_done.sql', 'function', '5204f6cfd9c4255d61da2cccf5a553d25b9aab919c7b2dde418dce65fda11347'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
-  ('functions/complete_batch.sql', 'function', 'f3e5a4bdfa84de4d776e133d94aefe358a175b6eb8bd6cf1a559cd64aefbf220'),
-  ('functions/complete_sql.sql', 'function', 'aa23a4a72ccfcc32cf2856f65cb301cf25c28717e1ede9e0e0b70421fdfd4c09'),
-  ('functions/current_attempt.sql', 'function', '692c143dc27bf34520c080ac7a8e47e2196dbcf27967ac89b189e406b9b76d67'),
+  ('functions/complete_batch.sql', 'function', '44d5265b4d48355974fa9d19bddf83791e8c8680447e89ddb6b6debd1a7d7be8'),
+  ('functions/complete_sql.sql', 'function', '7e40699fff9a1ca897d8b8468799d94e53c79192ebc665ffecde09d6fc697351'),
+  ('functions/current_attempt.sql', 'function', 'e203be3682501c61d91d419e90b70a13df9af40838a819719863c739dfde8c41'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
   ('functions/define.sql', 'function', 'c00f7231d65c9acd72286c1a2bfcac657b28b1ee4f0738f44eec62fb66491411'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
   ('functions/enqueue.sql', 'function', '8161eee7983231d01987f281e1c3cea6a1d2258ad1efa3f9fcd09cec12482549'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
+  ('functions/expand_map.sql', 'function', 'eee394380ef23fac762fa764c1f2f6e981a4e9019a6f74426b1be5a95ca91080'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
   ('functions/fail.sql', 'function', '67a89532f4175a859f2811a4070fddb63acce72023f2ae4343c2b7e44103eb1a'),
   ('functions/finish_child.sql', 'function', 'fc3953c3105e1808b130b48e31e3211d09cef403c25b5166a096081e835ad3e0'),
-  ('functions/finish_step.sql', 'function', 'b69da27380ecfcbf782bd1c3504843eb433cc36b51648f52453121136de21da0'),
+  ('functions/finish_step.sql', 'function', '23aa2afe0f7d4ffb484b49ac71dc68a02ea48d68d4a120ac6b1823d3ac2d3db8'),
   ('functions/fire_schedule.sql', 'function', 'e926760a311b7772047e138b839c5454701ba350e5819f6381a2a5ec73f90f3a'),
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
-  ('functions/kill_step.sql', 'function', '15737af5d9e18eb410da5fba6428c59862d1173219777311777399c12ee567de'),
+  ('functions/kill_step.sql', 'function', '1e7c197771ee7808c35f482bdd74676db59760fa8712e77c9a2b1f0dc1c71fb4'),
+  ('functions/map_progress.sql', 'function', '5f2e6d24eac4663298df94e71e767b581bb2618ea5f52d0420a630aed4e29524'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
-  ('functions/normalize_definition.sql', 'function', '8775b66daf803370fb06380f03ba72bbf6dbcf5ac2bfa05b10baf600e939f616'),
+  ('functions/normalize_definition.sql', 'function', '8889d6d13361403ef27617628dcf5bfef6a08280479a62883aab6587e6b9a2ac'),
   ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
   ('functions/pause.sql', 'function', '161a79470342148139c98c5bab6527c00f83c75604cc59c7bb050f7ca5d8b04f'),
@@ -3556,10 +3766,10 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/setting.sql', 'function', 'f157f8fc7ac51834617d3e6130716973bb7173c5c1913b3cc58479a69915039e'),
   ('functions/signal.sql', 'function', '085bd071e449510a325a7fbd7d1911b0c712aabe761667c26b9fb78a1c26752a'),
   ('functions/skip.sql', 'function', '8af695b8be707b14595e612fc355058a2bfc834c75aba40f7447e548c59c566d'),
-  ('functions/start_child.sql', 'function', '15baabde5fca053a059f8554d92ab5ae8d87b31cc1d8f8f30fc8141901a8268a'),
+  ('functions/start_child.sql', 'function', '6930b3d54909346c2f4b7db90df1adb80479799bb8e03791b394a867858db970'),
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
-  ('functions/tick.sql', 'function', 'c862f15c4c5ebc7a4bc808780226388cf42aaaae37178848b4b434b9383098e1'),
+  ('functions/tick.sql', 'function', '891def78a47ed3a9be969a7e48d98eddd159305a0a3f13993db114f4620622c6'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
@@ -3569,10 +3779,10 @@ insert into wf.routines (path, kind, checksum) values
   ('views/failures.sql', 'view', '45c89cc23bc0efca9b0c154b3acfec358cb904ab6e92489ce6d8cd5a60c8dd51'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
-  ('views/runs_overview.sql', 'view', '0d84a709fb247716399647eed06ef2ae749ee7f1d93a19346e88480ce542483f'),
+  ('views/runs_overview.sql', 'view', 'a85c7d91bb58434793b8804e3614d7b35f5ac48413b694322e9ffa0fee69c438'),
   ('views/stage_health.sql', 'view', '09b550cdeff9149d7b91dbaaf26bda11c4dfdc0452c34999c288a3516ea5420d'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
   ('views/workflow_stats.sql', 'view', '5adfecb17b974ce5d03cdc05103e15dcdec79abd1d44f7059f0e9a8025ce0783')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/matches_format.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
