@@ -2,6 +2,9 @@
 import { type Call, contract, fail, ok } from "../_shared/contract.ts";
 
 const rateLimited = new Map<string, number>();
+// overlap: calls in flight per key, and the most seen at once (a test of max_parallel counts here)
+const inFlight = new Map<string, number>();
+const mostInFlight = new Map<string, number>();
 
 // Deno.serve offers no way to close a socket without answering. Its status line and headers
 // ("200", chunked) go out when the Response is returned; erroring the body stream then makes Deno
@@ -29,6 +32,18 @@ const actions: Record<string, (call: Call) => Response | Promise<Response>> = {
     const ms = Number(payload.ms ?? 1000);
     await new Promise((resolve) => setTimeout(resolve, ms));
     return ok({ slept_ms: ms });
+  },
+  async overlap({ payload }) {
+    const key = String(payload.key ?? "");
+    const now = (inFlight.get(key) ?? 0) + 1;
+    inFlight.set(key, now);
+    mostInFlight.set(key, Math.max(mostInFlight.get(key) ?? 0, now));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, Number(payload.ms ?? 100)));
+    } finally {
+      inFlight.set(key, (inFlight.get(key) ?? 1) - 1);
+    }
+    return ok({ item: payload.item ?? null, most_in_flight: mostInFlight.get(key) });
   },
   not_json: () => new Response("this is not json", { headers: { "content-type": "text/plain" } }),
   drop: dropConnection,
