@@ -1,6 +1,7 @@
 """scripts/demo --once, as a new user runs it: everything starts, every use case runs, a child run shows in
 wf.run_tree, a run waits for a signal and completes after wf signal, a reminder waits for its not_before,
-the failing run lands in the DLQ and completes after wf retry, the views are shown."""
+the failing run lands in the DLQ and completes after wf retry, a run whose stage is paused waits for it and
+completes after wf stage resume without a failed attempt, the views are shown."""
 
 from __future__ import annotations
 
@@ -34,11 +35,31 @@ def test_demo_runs_each_use_case_to_completion(demo_output, workflow):
     assert re.search(rf"^\s+{re.escape(workflow)}\s+completed\s+(\d+)/\1\b", demo_output, re.M), demo_output
 
 
+def part(output: str, title: str, next_title: str) -> str:
+    """The demo's output from the heading `== title` to the heading `== next_title`."""
+    start = output.index(f"== {title}")
+    return output[start:output.index(f"== {next_title}", start)]
+
+
 def test_demo_shows_a_failed_run_in_the_dlq_then_completes_it_after_wf_retry(demo_output):
-    assert re.search(r"listing-published\s+failed\s+\d+/6", demo_output)
-    assert "Bubble rejected the API key" in demo_output
-    assert re.search(r"run [0-9a-f-]{36} resumed", demo_output)
-    assert re.search(r"listing-published\s+completed\s+6/6", demo_output)
+    failure = part(demo_output, "a failure", "pausing a stage")
+    assert re.search(r"listing-published\s+failed\s+\d+/6", failure)
+    assert "Bubble rejected the API key" in failure
+    assert re.search(r"run [0-9a-f-]{36} resumed", failure)
+    assert re.search(r"listing-published\s+completed\s+6/6", failure)
+
+
+def test_demo_pauses_the_bubble_sync_stage_and_the_run_completes_after_resume_without_a_failed_attempt(demo_output):
+    paused = part(demo_output, "pausing a stage", "scheduling")
+    before, after = paused.split("stage bubble-sync resumed")
+    assert "stage bubble-sync paused" in before
+    # the rest of the run went on; its sync waits in the paused stage's queue
+    assert re.search(r"listing-published\s+running\s+4/6", before)
+    assert "now: sync_bubble (queued)" in before
+    assert re.search(r"^\s+bubble-sync \| t\s+\|\s+[1-9]\d* \|", before, re.M), before
+    assert re.search(r"listing-published\s+completed\s+6/6", after)
+    # one distribution call per channel of its input (a map step)
+    assert "0 failed attempts, 3 distribution calls" in after
 
 
 def test_demo_shows_the_child_run_of_user_signup_in_wf_run_tree(demo_output):

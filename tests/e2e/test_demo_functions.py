@@ -101,7 +101,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("analytics", "track"): {"event": "signup_completed", "userId": "user_1", "properties": {"source": "web"}},
     ("seo", "request_indexing"): {"url": "https://listings.example.com/l/l-1"},
     ("distribution", "publish"): {"listingId": "l-1", "url": "https://listings.example.com/l/l-1",
-                                  "channels": ["partner-feed", "newsletter"]},
+                                  "channel": "partner-feed"},
 }
 
 GUEST = {"guest_id": "g-1", "guest_email": "grace@example.com", "guest_phone": "+14155550100"}
@@ -330,8 +330,10 @@ BAD_PAYLOADS = [
      "table: must be a lowercase name (a-z, 0-9, _ . : -)"),
     ("analytics", "track", {"event": "x", "properties": "y"}, "properties: must be an object"),
     ("seo", "request_indexing", {"url": "javascript:alert(1)"}, "url: must be an http(s) URL"),
-    ("distribution", "publish", {"listingId": "l-1", "url": "https://x.example.com", "channels": []},
-     "channels: must name at least one channel"),
+    ("distribution", "publish", {"listingId": "l-1", "url": "https://x.example.com", "channel": "Partner Feed"},
+     "channel: must be a lowercase name (a-z, 0-9, _ . : -)"),
+    ("distribution", "publish", {"listingId": "l-1", "url": "https://x.example.com",
+                                 "channels": ["partner-feed"]}, "channel: required"),
     ("virtual-meeting", "update_link", {"meetingId": "m", "link": "not a url"}, "link: must be a URL"),
     ("auth-user", "signup", {}, "email: required"),
     ("listing", "publish", {"listingId": 1.5}, "listingId: must be a string or an integer id"),
@@ -503,32 +505,52 @@ def child_run(conn: psycopg.Connection, run_id: str, step: str) -> dict[str, Any
                         (run_id, step)).fetchone()
 
 
+def template_step(steps: dict[str, dict[str, Any]], call: str) -> dict[str, Any]:
+    """The template's step a call belongs to: a map step's item `<step>[<i>]` is a call of `<step>`."""
+    return steps[re.sub(r"\[\d+\]$", "", call)]
+
+
+def step_calls(conn: psycopg.Connection, run_id: str, name: str, step: dict[str, Any]) -> list[str]:
+    """The calls a step made: itself, or for a map step (for_each) its items `<step>[<i>]` in input order."""
+    if "for_each" not in step:
+        return [name]
+    return [r["name"] for r in conn.execute(
+        "select name from wf.steps where run_id = %s and map_step = %s order by item", (run_id, name)).fetchall()]
+
+
 def assert_one_outbox_row_per_step_call(conn: psycopg.Connection, run_id: str, expected: set[str]) -> list[dict]:
-    """`expected` are the steps that succeeded. demo.outbox holds exactly one row per such step that calls
-    something, with the output the run stored: a function step's row written by the function (its
-    function, action and webhook-id <run_id>:<step>), a sql step's by the SQL function (function 'sql', its
-    name as the action, no webhook-id). A workflow step calls nothing itself: its child run completed with
-    the step's output, and is checked the same way (every step of the child succeeded). A wait_for step
-    records nothing. Returns the run's rows, a sql step's row with its step name filled in."""
-    statuses = step_statuses(conn, run_id)
-    assert {s for s, status in statuses.items() if status == "succeeded"} == expected, statuses
+    """`expected` are the steps that succeeded. demo.outbox holds exactly one row per call of such a step,
+    with the output the run stored: a function step's row written by the function (its function, action and
+    webhook-id <run_id>:<step>), a sql step's by the SQL function (function 'sql', its name as the action,
+    no webhook-id). A map step (for_each) calls once per item: a row per item `<step>[<i>]` (every item
+    succeeded), and the step's output is the items' outputs in input order. A workflow step calls nothing
+    itself: its child run completed with the step's output, and is checked the same way (every step of the
+    child succeeded). A wait_for step records nothing. Returns the run's rows, a sql step's row with its
+    step name filled in."""
     workflow = conn.execute("select workflow from wf.runs where id = %s", (run_id,)).fetchone()["workflow"]
     steps = {s["name"]: s for s in TEMPLATES[workflow]["steps"]}
+    statuses = step_statuses(conn, run_id)
+    assert {s for s, status in statuses.items() if status == "succeeded" and s in steps} == expected, statuses
     sql_steps = {s["sql"].split(".", 1)[1]: name for name, s in steps.items() if "sql" in s}
     outputs = {r["name"]: r["output"] for r in conn.execute(
         "select name, output from wf.steps where run_id = %s", (run_id,)).fetchall()}
     rows = [{**r, "step": sql_steps[r["action"]]} if r["function"] == "sql" else r
             for r in outbox(conn, run_id=run_id)]
-    calling = {name for name in expected if "function" in steps[name] or "sql" in steps[name]}
-    assert Counter(r["step"] for r in rows) == Counter(calling), rows
+    calls = {name: step_calls(conn, run_id, name, steps[name]) for name in expected
+             if "function" in steps[name] or "sql" in steps[name]}
+    assert Counter(r["step"] for r in rows) == Counter(c for cs in calls.values() for c in cs), rows
     for row in rows:
-        step = steps[row["step"]]
+        step = template_step(steps, row["step"])
         if "sql" in step:
             assert (row["function"], row["action"], row["webhook_id"]) == ("sql", step["sql"].split(".", 1)[1], None)
         else:
             assert (row["function"], row["action"], row["webhook_id"]) == (step["function"], step["action"],
                                                                            f"{run_id}:{row['step']}")
         assert row["result"] == outputs[row["step"]]
+    for name, items in calls.items():
+        if "for_each" in steps[name]:
+            assert {statuses[i] for i in items} <= {"succeeded"}, statuses
+            assert outputs[name] == [outputs[i] for i in items]
     for name in sorted(expected):
         if "workflow" in steps[name]:
             child = child_run(conn, run_id, name)
@@ -615,7 +637,10 @@ def test_each_template_completes_with_one_outbox_row_per_step_call(demo_gateway,
         url = by_step["publish"]["result"]["url"]
         assert url == "https://listings.example.com/l/l-42"
         assert by_step["seo"]["payload"] == {"url": url}
-        assert by_step["distribute"]["payload"]["url"] == url
+        # distribute maps over the channels (none in the input: the template's default), one call each
+        channels = [by_step[f"distribute[{i}]"]["payload"] for i in range(2)]
+        assert channels == [{"listingId": "l-42", "url": url, "channel": c} for c in ("partner-feed", "newsletter")]
+        assert output["distribute"] == [by_step[f"distribute[{i}]"]["result"] for i in range(2)]
     if workflow == "listing-approval":
         url = by_step["publish"]["result"]["url"]
         assert by_step["email_approved"]["payload"]["variables"] == {"url": url, "moderator": "mod-1"}
@@ -792,6 +817,62 @@ def test_a_rejected_bubble_key_dead_letters_the_run_and_wf_retry_completes_it_on
                                                                TEMPLATES["listing-published"]["steps"]})
     assert rows[:len(before)] == before
 
+
+def test_listing_published_distributes_to_each_channel_of_its_input_in_one_call_per_channel(
+        demo_gateway, demo_db, dconn):
+    channels = ["partner-feed", "newsletter", "social.x"]
+    run_id = start(dconn, "listing-published", {**INPUTS["listing-published"], "listing_id": "l-45",
+                                                "channels": channels})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    rows = assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in
+                                                               TEMPLATES["listing-published"]["steps"]})
+    sent = [r for r in rows if r["function"] == "distribution"]
+    assert sorted((r["step"], r["payload"]["channel"]) for r in sent) == [
+        ("distribute[0]", "partner-feed"), ("distribute[1]", "newsletter"), ("distribute[2]", "social.x")]
+    output = step_row(dconn, run_id, "distribute")["output"]
+    assert [o["channel"] for o in output] == channels
+    assert len({o["distribution_id"] for o in output}) == 3
+
+
+@pytest.fixture
+def bubble_sync_paused(demo_db: str) -> Iterator[None]:
+    """`wf stage pause bubble-sync` for the test (resumed afterwards, whatever happens)."""
+    paused = wf_cli("stage", "pause", "bubble-sync", dsn=demo_db)
+    assert (paused.returncode, paused.stdout) == (0, "stage bubble-sync paused\n"), paused.stderr
+    try:
+        yield
+    finally:
+        wf_cli("stage", "resume", "bubble-sync", dsn=demo_db)
+
+
+def test_a_paused_bubble_sync_stage_holds_the_sync_while_the_key_is_revoked_and_resumed_it_completes_the_run(
+        demo_gateway, demo_db, dconn, bubble_key_invalid, bubble_sync_paused):
+    """The demo's other way through the revoked key: pause the stage, so sync_bubble waits in its queue
+    (no call, no attempt used) while the rest of the run goes on; fix the key, resume the stage, and the run
+    completes without a single failed attempt — nothing in the DLQ, nothing to retry."""
+    run_id = start(dconn, "listing-published", {**INPUTS["listing-published"], "listing_id": "l-44"})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    overview = run_status(dconn, run_id)
+    assert overview["status"] == "running", overview
+    assert "sync_bubble" in overview["current_steps"]
+    sync = step_row(dconn, run_id, "sync_bubble")
+    assert (sync["status"], sync["attempt"]) == ("queued", 0)
+    stage = dconn.execute("select paused, depth from wf.stage_health where stage = 'bubble-sync'").fetchone()
+    assert stage["paused"] is True and stage["depth"] >= 1, stage
+    # the steps that do not wait for the sync went on; distribute waits for it
+    assert {r["step"] for r in outbox(dconn, run_id=run_id)} == {"publish", "email_host", "seo", "host_count"}
+
+    set_bubble_key_valid(dconn)
+    resumed = wf_cli("stage", "resume", "bubble-sync", dsn=demo_db)
+    assert resumed.stdout == "stage bubble-sync resumed\n", resumed.stderr
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed", run_status(dconn, run_id)
+    assert step_row(dconn, run_id, "sync_bubble")["attempt"] == 1
+    kinds = {r["kind"] for r in dconn.execute("select kind from wf.events where run_id = %s", (run_id,))}
+    assert not kinds & {"retrying", "failed", "dead"}, kinds
+    assert not [m for m in dlq(dconn) if m["message"].get("run_id") == run_id]
+    assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in TEMPLATES["listing-published"]["steps"]})
 
 def test_a_rejected_bubble_key_fails_the_signup_sync_child_and_wf_retry_of_the_signup_starts_a_new_one(
         demo_gateway, demo_db, dconn, bubble_key_invalid):

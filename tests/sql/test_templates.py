@@ -96,6 +96,19 @@ def test_use_cases_use_a_sql_step_a_not_before_a_wait_with_a_fallback_and_a_chil
     assert {s["action"] for s in use_case("signup-sync")["steps"]} == {"sync_single"}
 
 
+def test_listing_published_distributes_to_each_channel_with_for_each(demo_conn):
+    """One distribution call per channel (a map step): the input's channels, or the seed's two by default."""
+    [map_step] = [s for s in use_case_steps() if "for_each" in s]
+    assert (map_step["name"], map_step["function"], map_step["action"]) == ("distribute", "distribution", "publish")
+    assert map_step["for_each"] == "{{ channels | default(['partner-feed', 'newsletter']) }}"
+    assert map_step["payload_template"]["channel"] == "{{ item }}"
+    assert map_step in use_case("listing-published")["steps"]
+    define_with_children(demo_conn, REPO / "templates/listing-published.json")
+    # the default exempts channels from the input variables wf.enqueue insists on
+    [row] = demo_conn.execute("select input_vars from wf.definitions where workflow = 'listing-published'").fetchall()
+    assert "channels" not in row["input_vars"]
+    assert "listing_id" in row["input_vars"]
+
 def test_patterns_cover_delay_fan_in_when_and_retry_delays():
     patterns = [load(p) for p in (REPO / "templates/patterns").glob("*.json")]
     steps = [s for d in patterns for s in d["steps"]]
