@@ -12,9 +12,11 @@ Phases, all against the same PostgreSQL and the same Deno no-op function:
      Deno gateway and PostgreSQL (psutil, process trees) per step; the worker's
      wf_worker_stall_seconds_total (slot-seconds free while a stage had messages ready) and
      wf_worker_idle_slot_seconds_total from its /metrics;
-2. idle latency: single runs enqueued one at a time with the worker idle (LISTEN);
+2. map: one step over 100 items (for_each), alternating with plain-step rounds at the same
+   concurrency (`--other-rounds` pairs): items/s against steps/s in the same run;
+3. idle latency: single runs enqueued one at a time with the worker idle (LISTEN);
    enqueue → first call answered, and enqueue → run finished;
-3. memory: the worker's peak RSS with 200 calls in flight (a function that sleeps).
+4. memory: the worker's peak RSS with 200 calls in flight (a function that sleeps).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from wf import db
 from wf.install import install
 
 STEPS = 3
+MAP_ITEMS = 100  # the map round: one step over this many items per run
 REPO = Path(__file__).resolve().parents[1]
 # the ceiling's answers are flushed by one lane taking everything waiting: the fastest of the
 # shapes tried (1, 2 or 4 lanes; batches of 64 or unbounded; separate batch loops; slots held
@@ -259,6 +262,34 @@ async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int
                    stall=metrics[STALL], idle_slots=metrics[IDLE_SLOTS])
 
 
+async def map_throughput(dsn: str, url: str, token: str, items: int, concurrency: int, tag: str) -> float:
+    """One map step over MAP_ITEMS items per run (for_each), runs enough for `items` items: items/s from the
+    first item's start to the last item's end (the map steps' own claims and expansions included)."""
+    workflow = f"bench-map-{tag}"
+    conn = await db.connect(dsn)
+    await conn.fetchval("select wf.define($1::jsonb)", {"name": workflow, "steps": [
+        {"name": "each", "function": "noop", "action": "go", "for_each": "{{ items }}",
+         "payload_template": {"item": "{{ item }}"}}]})
+    runs = max(1, items // MAP_ITEMS)
+    await conn.execute("checkpoint")
+    created = await conn.fetchval(
+        "with e as (select wf.enqueue($2, jsonb_build_object('items', "
+        "(select jsonb_agg(i) from generate_series(1, $3) i))) from generate_series(1, $1)) "
+        "select now() from (select count(*) from e) c", runs, workflow, MAP_ITEMS)
+    worker = start_worker(dsn, url, token, concurrency)
+    try:
+        await wait_finished(conn, workflow, created, runs)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    first, last = await conn.fetchrow(
+        "select extract(epoch from min(s.started_at))::float8, extract(epoch from max(s.finished_at))::float8 "
+        "from wf.steps s join wf.runs r on r.id = s.run_id where r.workflow = $1 and s.map_step is not null",
+        workflow)
+    await conn.close()
+    return runs * MAP_ITEMS / (last - first)
+
+
 async def idle_latency(dsn: str, url: str, token: str, samples: int) -> tuple[list[float], list[float]]:
     """Enqueue → the function receives the first call (its `clock` answer says when), and
     enqueue → the 3-step run finished; one run at a time with the worker idle."""
@@ -388,6 +419,18 @@ async def main() -> None:
     print(f"stall_ms below: the worker's slot-time free while a stage had messages ready, in ms per 1,000 steps "
           f"(c{args.concurrency} N={args.runs:,}, median); cpu_ms/step: worker + Deno gateway + PostgreSQL "
           f"CPU time over the same window, per step", flush=True)
+
+    # the map round, alternating with plain steps at the same concurrency: items/s against steps/s
+    map_rates: list[float] = []
+    plain_rates: list[float] = []
+    for i in range(args.other_rounds):
+        map_rates.append(await map_throughput(args.dsn, url, token, args.runs * STEPS, args.concurrency, f"m{i}"))
+        plain_rates.append((await throughput(args.dsn, url, token, args.runs, args.concurrency, f"p{i}", procs)).rate)
+        print(f"round {i + 1} map (one step over {MAP_ITEMS} items): {map_rates[-1]:,.0f} items/s; "
+              f"plain steps: {plain_rates[-1]:,.0f} steps/s", flush=True)
+    map_rate, plain_rate = statistics.median(map_rates), statistics.median(plain_rates)
+    print(f"map: {map_rate:,.0f} items/s = {map_rate / plain_rate:.2f} of the plain-step rate ({plain_rate:,.0f} "
+          f"steps/s) in the same run (c{args.concurrency}, {args.runs * STEPS:,} items per round)", flush=True)
 
     first_call, whole_run = await idle_latency(args.dsn, url, token, args.idle_samples)
     print(f"idle enqueue→first call received: p50 {statistics.median(first_call):.1f} ms, "

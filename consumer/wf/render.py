@@ -34,7 +34,7 @@ def build_context(context: dict[str, Any]) -> dict[str, Any]:
     of a map step `item` and `item_index`."""
     run_input = context.get("input") or {}
     ctx = {**run_input, "input": run_input, "steps": context.get("steps") or {}, "run": context.get("run") or {}}
-    if "item_index" in context:
+    if context.get("item_index") is not None:
         ctx["item"], ctx["item_index"] = context.get("item"), context["item_index"]
     return ctx
 

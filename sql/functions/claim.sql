@@ -139,7 +139,7 @@ begin
 
       -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
       -- was out; its lost attempt is not repeated for a run that is over
-      if v_row.run_status in ('completed', 'failed', 'cancelled') then
+      if v_row.run_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
         perform pgmq.archive(v_queue, v_msg.msg_id);
         update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
         where s.run_id = v_run_id and s.name = v_row.name;
@@ -204,10 +204,9 @@ begin
                                                                          'error', o.error))
                      from wf.steps o where o.run_id = s.run_id and o.map_step is null),
            'run', jsonb_build_object('id', s.run_id, 'workflow', r.workflow, 'version', r.version,
-                                     'correlation_id', r.correlation_id, 'attempt', s.attempt))
-           -- an item of a map step: the item and its index
-           || case when s.item is null then '{}'::jsonb
-                   else jsonb_build_object('item', s.item_value, 'item_index', s.item) end,
+                                     'correlation_id', r.correlation_id, 'attempt', s.attempt),
+           -- an item of a map step: the item and its index (null otherwise)
+           'item', s.item_value, 'item_index', s.item),
          d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds,
          s.item, d.for_each
   from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)

@@ -30,6 +30,7 @@ declare
   v_msg_ids bigint[];
   v_children uuid[];
   v_maps text[];
+  v_compensating uuid[];
 begin
   -- guard: one value of each per answer, none of them null
   if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
@@ -94,14 +95,15 @@ begin
         finished_at = clock_timestamp(), lease_until = null
     from a
     where s.run_id = a.run_id and s.name = a.step and s.status = 'running' and s.attempt = a.attempt
-    returning a.ord, s.run_id, s.msg_id, s.function, s.map_step,
+    returning a.ord, s.run_id, s.msg_id, s.function, s.map_step, s.compensates,
               round(extract(epoch from clock_timestamp() - s.started_at) * 1000) as duration_ms
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
          array_agg(st.queue), array_agg(done.msg_id),
-         array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null)
-  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps
+         array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null),
+         array_agg(distinct done.run_id) filter (where done.compensates is not null)
+  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps, v_compensating
   from done
   join wf.runs r on r.id = done.run_id
   join wf.stages st on st.name = done.function;
@@ -130,9 +132,15 @@ begin
 
   -- a run with nothing left to do completes, with its output; a child run's parent is told
   with closed as (
-    update wf.runs r set status = 'completed', finished_at = clock_timestamp(), output = wf.run_output(r.id)
-    from unnest(v_runs) as u(run_id)
-    where r.id = u.run_id
+    update wf.runs r
+    set status = 'completed', finished_at = clock_timestamp(),
+        -- the final steps' outputs, set-based; an output_template is rendered by wf.run_output
+        output = case when d.output_template is null
+                      then (select coalesce(jsonb_object_agg(f.name, f.output), '{}'::jsonb) from wf.steps f
+                            where f.run_id = r.id and f.name = any (d.final_steps))
+                      else wf.run_output(r.id) end
+    from unnest(v_runs) as u(run_id), wf.definitions d
+    where r.id = u.run_id and d.workflow = r.workflow and d.version = r.version
       and not exists (select 1 from wf.steps s
                       where s.run_id = r.id
                         and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled'))
@@ -149,6 +157,11 @@ begin
   -- answered items of map steps: the next items start, or their map steps end
   if v_maps is not null then
     perform wf.map_progress(split_part(m, '/', 1)::uuid, substr(m, 38)) from unnest(v_maps) m;
+  end if;
+
+  -- answered compensations: the next one starts, or the run is failed
+  if v_compensating is not null then
+    perform wf.compensate_progress(c) from unnest(v_compensating) c;
   end if;
 
   -- the answered messages are archived once per queue

@@ -79,7 +79,7 @@ begin
   values (v_name, v_version, definition, v_checksum,
           array(select jsonb_array_elements_text(v_normal -> 'input_vars')), nullif(definition -> 'output_template', 'null'),
           array(select s ->> 'name' from jsonb_array_elements(v_normal -> 'steps') s
-                where not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
+                where s ->> 'compensates' is null and not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
                                   where (o -> 'depends_on') ? (s ->> 'name'))
                 order by (s ->> 'position')::int));
   insert into wf.definition_steps

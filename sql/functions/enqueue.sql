@@ -101,7 +101,8 @@ begin
   insert into wf.steps (run_id, name, function, status)
   select v_run_id, d.name, d.function, 'waiting'
   from wf.definition_steps d
-  where d.workflow = v_workflow.name and d.version = v_workflow.current_version;
+  where d.workflow = v_workflow.name and d.version = v_workflow.current_version
+    and d.compensates is null;  -- a compensation becomes a step only when its run fails
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (v_run_id, null, null, 'run_created',
           jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,

@@ -20,7 +20,7 @@ begin
   select r.status, r.output, r.error, r.workflow into v_child from wf.runs r where r.id = p_child;
   if v_child.status = 'completed' then
     return wf.complete(p_run_id, p_step, v_step.attempt, v_child.output);
-  elsif v_child.status in ('failed', 'cancelled') then
+  elsif v_child.status in ('failed', 'cancelled', 'compensation_failed') then
     return wf.fail(p_run_id, p_step, v_step.attempt,
       format('child run %s (%s) %s: %s', p_child, v_child.workflow, v_child.status, coalesce(v_child.error, 'no error given')));
   end if;

@@ -12,13 +12,14 @@ declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
   v_map_step text;
+  v_compensates text;
 begin
   perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
   where s.run_id = p_run_id and s.name = p_step
-  returning s.map_step into v_map_step;
+  returning s.map_step, s.compensates into v_map_step, v_compensates;
   if v_open then
     v_queued := wf.advance(p_run_id);
   end if;
@@ -33,6 +34,10 @@ begin
   -- an item of a map step: the next item starts, or the map step ends
   if v_map_step is not null then
     perform wf.map_progress(p_run_id, v_map_step);
+  end if;
+  -- a compensation: the next one starts, or the run is failed
+  if v_compensates is not null then
+    perform wf.compensate_progress(p_run_id);
   end if;
 end;
 $$;

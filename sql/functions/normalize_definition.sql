@@ -121,7 +121,8 @@ begin
     v_kind := v_kinds[1];
     for v_key in select jsonb_object_keys(v_step) loop
       if v_key not in ('name', 'description', 'on_failure', 'depends_on', 'when', 'delay_seconds', 'max_retries',
-                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', 'for_each', 'max_parallel', v_kind)
+                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', 'for_each', 'max_parallel',
+                       'compensate', v_kind)
          and not (v_kind = 'function' and v_key in ('action', 'payload_template'))
          and not (v_kind = 'workflow' and v_key = 'input_template')
          and not (v_kind = 'sql' and v_key = 'args_template') then
@@ -272,6 +273,11 @@ begin
       'visibility_timeout', greatest(coalesce(v_vt, 0), wf.int_field(v_step, 'timeout_seconds', v_place, 1, 3600, v_timeout) + 15),
       'delay_seconds', wf.int_field(v_step, 'delay_seconds', v_place, 0, 31536000, 0),
       'backoff', wf.check_backoff(v_step -> 'backoff', v_place, v_backoff));
+    -- its compensation: a definition row of its own, `<step>:compensate`
+    if v_step ? 'compensate' then
+      v_steps := v_steps || wf.normalize_compensation(v_step -> 'compensate', v_name, v_step ->> 'name',
+        v_place || ': compensate', v_steps -> -1);
+    end if;
     v_previous := v_step ->> 'name';
     v_i := v_i + 1;
   end loop;

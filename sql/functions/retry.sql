@@ -1,5 +1,7 @@
 -- wf.retry: resume a failed run at its dead and failed steps with fresh attempts;
--- succeeded steps are not repeated and stale answers stay fenced (attempt numbers go on)
+-- succeeded steps are not repeated and stale answers stay fenced (attempt numbers go on).
+-- A compensation_failed run resumes its compensations instead; a run whose compensations
+-- ran is not retried (what it did was undone).
 create or replace function wf.retry(run_id uuid)
 returns boolean
 language plpgsql
@@ -20,8 +22,32 @@ begin
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
+  -- a compensation that failed for good: the compensations resume where they stopped
+  if v_status = 'compensation_failed' then
+    for v_step in
+      select s.name, s.dlq_msg_id, st.queue
+      from wf.steps s join wf.stages st on st.name = s.function
+      where s.run_id = retry.run_id and s.compensates is not null and s.status in ('dead', 'failed')
+    loop
+      if v_step.dlq_msg_id is not null then
+        perform pgmq.archive('wf_dlq', v_step.dlq_msg_id);
+      end if;
+      update wf.steps s set status = 'waiting', msg_id = null, dlq_msg_id = null, attempt_base = s.attempt,
+                            finished_at = null, error = null, http_status = null
+      where s.run_id = retry.run_id and s.name = v_step.name;
+    end loop;
+    update wf.runs r set status = 'compensating', finished_at = null where r.id = retry.run_id;
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (run_id, null, null, 'run_retried', jsonb_build_object('compensating', true));
+    perform wf.compensate_progress(run_id);
+    return true;
+  end if;
   if v_status <> 'failed' then
     return false;
+  end if;
+  -- guard: what the run did was undone by its compensations; doing part of it again would not redo the rest
+  if exists (select 1 from wf.steps s where s.run_id = retry.run_id and s.compensates is not null) then
+    perform wf.raise_input_error(format('run %s was rolled back by its compensations: start a new run instead', run_id));
   end if;
 
   for v_step in

@@ -34,7 +34,7 @@ begin
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
-  if v_status in ('completed', 'failed', 'cancelled') then
+  if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;
 

@@ -75,7 +75,7 @@ begin
 
   with old as (
     select r.id from wf.runs r
-    where r.status in ('completed', 'failed', 'cancelled')
+    where r.status in ('completed', 'failed', 'cancelled', 'compensation_failed')
       and r.finished_at < clock_timestamp() - make_interval(days => (wf.setting('retention_days'))::int)
     limit 10000
   ), gone as (

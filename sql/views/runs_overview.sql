@@ -23,8 +23,9 @@ select
 from wf.runs r
 cross join lateral (
   select
-    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed') and s.map_step is null) as done,
-    count(*) filter (where s.map_step is null) as total,
+    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed') and s.map_step is null
+                       and s.compensates is null) as done,
+    count(*) filter (where s.map_step is null and s.compensates is null) as total,
     string_agg(case
                  when d.kind = 'wait_for' and s.status = 'running' then format('%s: waiting for signal "%s"', s.name, d.action)
                  when d.kind = 'workflow' and s.status = 'running' and s.child_run_id is not null

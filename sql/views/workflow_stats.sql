@@ -6,13 +6,15 @@ select
   r.version,
   count(*) as runs,
   count(*) filter (where r.status = 'completed') as completed,
-  count(*) filter (where r.status = 'failed') as failed,
+  count(*) filter (where r.status in ('failed', 'compensation_failed')) as failed,
   count(*) filter (where r.status = 'cancelled') as cancelled,
-  count(*) filter (where r.status not in ('completed', 'failed', 'cancelled')) as open,
+  count(*) filter (where r.status not in ('completed', 'failed', 'cancelled', 'compensation_failed')) as open,
   round(count(*) filter (where r.status = 'completed')::numeric
-        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled')), 0), 4) as completion_rate,
-  round(count(*) filter (where r.status = 'failed')::numeric
-        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled')), 0), 4) as failure_rate,
+        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled', 'compensation_failed')), 0), 4)
+    as completion_rate,
+  round(count(*) filter (where r.status in ('failed', 'compensation_failed'))::numeric
+        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled', 'compensation_failed')), 0), 4)
+    as failure_rate,
   avg(r.finished_at - r.created_at) filter (where r.status = 'completed') as mean_duration,
   percentile_cont(0.95) within group (order by extract(epoch from r.finished_at - r.created_at))
     filter (where r.status = 'completed') * interval '1 second' as p95_duration
@@ -20,7 +22,7 @@ from wf.runs r
 group by r.workflow, r.version
 order by r.workflow, r.version;
 comment on view wf.workflow_stats is
-  'Per workflow and version: runs, how many completed, failed, were cancelled or are open, completion and failure rate, mean and p95 duration (enqueue to finish).';
+  'Per workflow and version: runs, how many completed, failed (compensation_failed included), were cancelled or are open, completion and failure rate, mean and p95 duration (enqueue to finish).';
 
 revoke all on wf.workflow_stats from public;
 grant select on wf.workflow_stats to wf_reader, wf_admin;

@@ -270,7 +270,7 @@ begin
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
-  if v_status in ('completed', 'failed', 'cancelled') then
+  if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;
   perform wf.cancel_open_steps(run_id, true, coalesce(reason, 'run cancelled'));
@@ -651,7 +651,7 @@ begin
 
       -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
       -- was out; its lost attempt is not repeated for a run that is over
-      if v_row.run_status in ('completed', 'failed', 'cancelled') then
+      if v_row.run_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
         perform pgmq.archive(v_queue, v_msg.msg_id);
         update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
         where s.run_id = v_run_id and s.name = v_row.name;
@@ -716,10 +716,9 @@ begin
                                                                          'error', o.error))
                      from wf.steps o where o.run_id = s.run_id and o.map_step is null),
            'run', jsonb_build_object('id', s.run_id, 'workflow', r.workflow, 'version', r.version,
-                                     'correlation_id', r.correlation_id, 'attempt', s.attempt))
-           -- an item of a map step: the item and its index
-           || case when s.item is null then '{}'::jsonb
-                   else jsonb_build_object('item', s.item_value, 'item_index', s.item) end,
+                                     'correlation_id', r.correlation_id, 'attempt', s.attempt),
+           -- an item of a map step: the item and its index (null otherwise)
+           'item', s.item_value, 'item_index', s.item),
          d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds,
          s.item, d.for_each
   from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
@@ -758,6 +757,49 @@ end;
 $$;
 
 revoke all on function wf.close_if_done(uuid) from public;
+
+-- sql/functions/compensate_progress.sql
+-- wf.compensate_progress: a compensating run moves on — one compensation at a time, in reverse
+-- order of its steps' completion (the step that succeeded last is undone first). When every
+-- compensation succeeded the run is failed, as it was before compensating. Callers hold the
+-- run lock.
+create or replace function wf.compensate_progress(p_run_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_next record;
+  v_msg_id bigint;
+begin
+  -- guard: the run is not compensating (any more), or a compensation is under way
+  if not exists (select 1 from wf.runs r where r.id = p_run_id and r.status = 'compensating')
+     or exists (select 1 from wf.steps c where c.run_id = p_run_id and c.compensates is not null
+                and c.status in ('queued', 'running', 'retrying')) then
+    return;
+  end if;
+  select c.name, st.queue into v_next
+  from wf.steps c
+  join wf.steps u on u.run_id = c.run_id and u.name = c.compensates
+  join wf.stages st on st.name = c.function
+  where c.run_id = p_run_id and c.compensates is not null and c.status = 'waiting'
+  order by u.finished_at desc, u.name desc
+  limit 1;
+  if found then
+    v_msg_id := pgmq.send(v_next.queue, jsonb_build_object('run_id', p_run_id, 'step', v_next.name), 0);
+    perform pg_notify('wf', v_next.queue);
+    update wf.steps s set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp()
+    where s.run_id = p_run_id and s.name = v_next.name;
+    return;
+  end if;
+  update wf.runs r set status = 'failed', finished_at = clock_timestamp() where r.id = p_run_id;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, null, null, 'run_compensated', null);
+  perform wf.notify_parent(p_run_id);
+end;
+$$;
+
+revoke all on function wf.compensate_progress(uuid) from public;
 
 -- sql/functions/complete.sql
 -- wf.complete: report a successful call; output becomes steps.<step>.output. One answer
@@ -825,6 +867,7 @@ declare
   v_msg_ids bigint[];
   v_children uuid[];
   v_maps text[];
+  v_compensating uuid[];
 begin
   -- guard: one value of each per answer, none of them null
   if cardinality(run_ids) is distinct from cardinality(steps) or cardinality(run_ids) is distinct from cardinality(attempts)
@@ -889,14 +932,15 @@ begin
         finished_at = clock_timestamp(), lease_until = null
     from a
     where s.run_id = a.run_id and s.name = a.step and s.status = 'running' and s.attempt = a.attempt
-    returning a.ord, s.run_id, s.msg_id, s.function, s.map_step,
+    returning a.ord, s.run_id, s.msg_id, s.function, s.map_step, s.compensates,
               round(extract(epoch from clock_timestamp() - s.started_at) * 1000) as duration_ms
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
          array_agg(st.queue), array_agg(done.msg_id),
-         array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null)
-  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps
+         array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null),
+         array_agg(distinct done.run_id) filter (where done.compensates is not null)
+  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps, v_compensating
   from done
   join wf.runs r on r.id = done.run_id
   join wf.stages st on st.name = done.function;
@@ -925,9 +969,15 @@ begin
 
   -- a run with nothing left to do completes, with its output; a child run's parent is told
   with closed as (
-    update wf.runs r set status = 'completed', finished_at = clock_timestamp(), output = wf.run_output(r.id)
-    from unnest(v_runs) as u(run_id)
-    where r.id = u.run_id
+    update wf.runs r
+    set status = 'completed', finished_at = clock_timestamp(),
+        -- the final steps' outputs, set-based; an output_template is rendered by wf.run_output
+        output = case when d.output_template is null
+                      then (select coalesce(jsonb_object_agg(f.name, f.output), '{}'::jsonb) from wf.steps f
+                            where f.run_id = r.id and f.name = any (d.final_steps))
+                      else wf.run_output(r.id) end
+    from unnest(v_runs) as u(run_id), wf.definitions d
+    where r.id = u.run_id and d.workflow = r.workflow and d.version = r.version
       and not exists (select 1 from wf.steps s
                       where s.run_id = r.id
                         and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled'))
@@ -944,6 +994,11 @@ begin
   -- answered items of map steps: the next items start, or their map steps end
   if v_maps is not null then
     perform wf.map_progress(split_part(m, '/', 1)::uuid, substr(m, 38)) from unnest(v_maps) m;
+  end if;
+
+  -- answered compensations: the next one starts, or the run is failed
+  if v_compensating is not null then
+    perform wf.compensate_progress(c) from unnest(v_compensating) c;
   end if;
 
   -- the answered messages are archived once per queue
@@ -1189,7 +1244,7 @@ begin
   values (v_name, v_version, definition, v_checksum,
           array(select jsonb_array_elements_text(v_normal -> 'input_vars')), nullif(definition -> 'output_template', 'null'),
           array(select s ->> 'name' from jsonb_array_elements(v_normal -> 'steps') s
-                where not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
+                where s ->> 'compensates' is null and not exists (select 1 from jsonb_array_elements(v_normal -> 'steps') o
                                   where (o -> 'depends_on') ? (s ->> 'name'))
                 order by (s ->> 'position')::int));
   insert into wf.definition_steps
@@ -1327,7 +1382,8 @@ begin
   insert into wf.steps (run_id, name, function, status)
   select v_run_id, d.name, d.function, 'waiting'
   from wf.definition_steps d
-  where d.workflow = v_workflow.name and d.version = v_workflow.current_version;
+  where d.workflow = v_workflow.name and d.version = v_workflow.current_version
+    and d.compensates is null;  -- a compensation becomes a step only when its run fails
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (v_run_id, null, null, 'run_created',
           jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
@@ -1564,7 +1620,7 @@ begin
   select r.status, r.output, r.error, r.workflow into v_child from wf.runs r where r.id = p_child;
   if v_child.status = 'completed' then
     return wf.complete(p_run_id, p_step, v_step.attempt, v_child.output);
-  elsif v_child.status in ('failed', 'cancelled') then
+  elsif v_child.status in ('failed', 'cancelled', 'compensation_failed') then
     return wf.fail(p_run_id, p_step, v_step.attempt,
       format('child run %s (%s) %s: %s', p_child, v_child.workflow, v_child.status, coalesce(v_child.error, 'no error given')));
   end if;
@@ -1589,13 +1645,14 @@ declare
   v_open boolean := p_run_status in ('scheduled', 'pending', 'running');
   v_queued jsonb;
   v_map_step text;
+  v_compensates text;
 begin
   perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
   where s.run_id = p_run_id and s.name = p_step
-  returning s.map_step into v_map_step;
+  returning s.map_step, s.compensates into v_map_step, v_compensates;
   if v_open then
     v_queued := wf.advance(p_run_id);
   end if;
@@ -1610,6 +1667,10 @@ begin
   -- an item of a map step: the next item starts, or the map step ends
   if v_map_step is not null then
     perform wf.map_progress(p_run_id, v_map_step);
+  end if;
+  -- a compensation: the next one starts, or the run is failed
+  if v_compensates is not null then
+    perform wf.compensate_progress(p_run_id);
   end if;
 end;
 $$;
@@ -1698,7 +1759,9 @@ revoke all on function wf.int_field(jsonb, text, text, int, int, int) from publi
 
 -- sql/functions/kill_step.sql
 -- wf.kill_step: a step failed for good under on_failure abort — it goes to the
--- dead-letter queue, the run fails, and the steps not yet started are cancelled
+-- dead-letter queue, the run fails, and the steps not yet started are cancelled; with
+-- compensations to run the run is compensating first. A compensation that dies makes its
+-- run compensation_failed.
 create or replace function wf.kill_step(p_run_id uuid, p_step text, p_attempt int, p_error text, p_http_status int)
 returns void
 language plpgsql
@@ -1708,6 +1771,7 @@ declare
   v_step record;
   v_dlq_msg_id bigint;
   v_map_step text;
+  v_compensates text;
 begin
   select s.msg_id, s.status, st.queue, r.workflow, r.version, r.correlation_id, s.function into v_step
   from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
@@ -1727,18 +1791,33 @@ begin
   set status = 'dead', dlq_msg_id = v_dlq_msg_id, finished_at = clock_timestamp(), lease_until = null,
       error = p_error, http_status = p_http_status
   where s.run_id = p_run_id and s.name = p_step
-  returning s.map_step into v_map_step;
+  returning s.map_step, s.compensates into v_map_step, v_compensates;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (p_run_id, p_step, p_attempt, 'dead', jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
 
+  -- guard: a compensation failed for good — the run stops compensating, as compensation_failed
+  if v_compensates is not null then
+    update wf.runs r set status = 'compensation_failed', finished_at = clock_timestamp()
+    where r.id = p_run_id and r.status = 'compensating';
+    if found then
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (p_run_id, p_step, p_attempt, 'run_compensation_failed', jsonb_build_object('error', p_error));
+      perform wf.notify_parent(p_run_id);
+    end if;
+    return;
+  end if;
+
   update wf.runs r
   set status = 'failed', finished_at = clock_timestamp(), error = p_error, failed_step = p_step
-  where r.id = p_run_id and r.status not in ('completed', 'failed', 'cancelled');
+  where r.id = p_run_id and r.status not in ('completed', 'failed', 'cancelled', 'compensating', 'compensation_failed');
   if found then
     perform wf.cancel_open_steps(p_run_id, false, format('step %s is dead', p_step));
     insert into wf.events (run_id, step, attempt, kind, detail)
     values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
-    perform wf.notify_parent(p_run_id);
+    -- the succeeded steps' compensations run first (wf.start_compensations), then the run is failed
+    if not wf.start_compensations(p_run_id) then
+      perform wf.notify_parent(p_run_id);
+    end if;
   end if;
   -- a dead item: its map step ends once its other items in flight have answered
   if v_map_step is not null then
@@ -1883,6 +1962,85 @@ $$;
 
 revoke all on function wf.matches_format(text, text) from public;
 
+-- sql/functions/normalize_compensation.sql
+-- wf.normalize_compensation: a step's `compensate` as a definition row of its own, named
+-- `<step>:compensate`: a function call (function, action, payload_template) or a sql step (sql,
+-- args_template), with max_retries, timeout_seconds and backoff taken from the step unless
+-- given. Its templates see the run like any step's (steps.<step>.output is what it undoes).
+-- Raises 22023 naming the place.
+create or replace function wf.normalize_compensation(compensate jsonb, workflow text, step text, place text,
+                                                     undone jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_key text;
+  v_kinds text[];
+  v_kind text;
+  v_template_key text;
+  v_field jsonb;
+begin
+  if compensate is null or jsonb_typeof(compensate) <> 'object' then
+    perform wf.raise_input_error(format('%s must be an object like {"function": "payments", "action": "refund"}', place));
+  end if;
+  select array_agg(k order by k) into v_kinds from unnest(array['function', 'sql']) k where compensate ? k;
+  if cardinality(v_kinds) is distinct from 1 then
+    perform wf.raise_input_error(format('%s needs exactly one of function, sql, got %s',
+      place, coalesce(array_to_string(v_kinds, ', '), 'none')));
+  end if;
+  v_kind := v_kinds[1];
+  v_template_key := case v_kind when 'function' then 'payload_template' else 'args_template' end;
+  for v_key in select jsonb_object_keys(compensate) loop
+    if v_key not in (v_kind, v_template_key, 'max_retries', 'timeout_seconds', 'backoff')
+       and not (v_kind = 'function' and v_key = 'action') then
+      perform wf.raise_input_error(format('%s: unknown key "%s"', place, v_key));
+    end if;
+  end loop;
+  if v_kind = 'function' then
+    if jsonb_typeof(compensate -> 'function') is distinct from 'string' or (compensate ->> 'function') !~ '^[a-z0-9][a-z0-9_-]{0,46}$' then
+      perform wf.raise_input_error(format('%s: function must match ^[a-z0-9][a-z0-9_-]{0,46}$, got %s',
+        place, left((compensate -> 'function')::text, 80)));
+    end if;
+    if jsonb_typeof(compensate -> 'action') is distinct from 'string' or length(compensate ->> 'action') not between 1 and 200 then
+      perform wf.raise_input_error(format('%s: action must be a non-empty string', place));
+    end if;
+  elsif jsonb_typeof(compensate -> 'sql') is distinct from 'string'
+        or (compensate ->> 'sql') !~ '^[A-Za-z_][A-Za-z0-9_$]{0,62}\.[A-Za-z_][A-Za-z0-9_$]{0,62}$' then
+    perform wf.raise_input_error(format('%s: sql must name a function as schema.function, got %s',
+      place, left((compensate -> 'sql')::text, 80)));
+  end if;
+  if compensate ? v_template_key and jsonb_typeof(compensate -> v_template_key) <> 'object' then
+    perform wf.raise_input_error(format('%s: %s must be a JSON object', place, v_template_key));
+  end if;
+  for v_field in select jsonb_path_query(coalesce(compensate -> v_template_key, '{}'), 'strict $.** ? (@.type() == "string")') loop
+    perform wf.template_vars(v_field #>> '{}', place || ': ' || v_template_key);
+  end loop;
+
+  return jsonb_build_object(
+    'workflow', workflow,
+    'name', step || ':compensate',
+    'position', (undone ->> 'position')::int + 10000,
+    'kind', v_kind,
+    'function', case when v_kind = 'function' then compensate ->> 'function' else '_wf' end,
+    'action', case when v_kind = 'function' then compensate ->> 'action' else compensate ->> 'sql' end,
+    'payload_template', coalesce(compensate -> v_template_key, '{}'),
+    'when_template', null,
+    'depends_on', '[]'::jsonb,
+    'on_failure', 'abort',
+    'max_attempts', wf.int_field(compensate, 'max_retries', place, 0, 100, (undone ->> 'max_attempts')::int - 1) + 1,
+    'timeout_seconds', wf.int_field(compensate, 'timeout_seconds', place, 1, 3600, (undone ->> 'timeout_seconds')::int),
+    'visibility_timeout', greatest((undone ->> 'visibility_timeout')::int,
+                                   wf.int_field(compensate, 'timeout_seconds', place, 1, 3600, (undone ->> 'timeout_seconds')::int) + 15),
+    'delay_seconds', 0,
+    'backoff', wf.check_backoff(compensate -> 'backoff', place, undone -> 'backoff'),
+    'offset_seconds', 0,
+    'compensates', step);
+end;
+$$;
+
+revoke all on function wf.normalize_compensation(jsonb, text, text, text, jsonb) from public;
+
 -- sql/functions/normalize_definition.sql
 -- wf.normalize_definition: validate a definition and return its steps with every
 -- default applied (keys named as the columns of wf.definition_steps) and the input
@@ -2007,7 +2165,8 @@ begin
     v_kind := v_kinds[1];
     for v_key in select jsonb_object_keys(v_step) loop
       if v_key not in ('name', 'description', 'on_failure', 'depends_on', 'when', 'delay_seconds', 'max_retries',
-                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', 'for_each', 'max_parallel', v_kind)
+                       'timeout_seconds', 'backoff', 'not_before', 'offset_seconds', 'for_each', 'max_parallel',
+                       'compensate', v_kind)
          and not (v_kind = 'function' and v_key in ('action', 'payload_template'))
          and not (v_kind = 'workflow' and v_key = 'input_template')
          and not (v_kind = 'sql' and v_key = 'args_template') then
@@ -2158,6 +2317,11 @@ begin
       'visibility_timeout', greatest(coalesce(v_vt, 0), wf.int_field(v_step, 'timeout_seconds', v_place, 1, 3600, v_timeout) + 15),
       'delay_seconds', wf.int_field(v_step, 'delay_seconds', v_place, 0, 31536000, 0),
       'backoff', wf.check_backoff(v_step -> 'backoff', v_place, v_backoff));
+    -- its compensation: a definition row of its own, `<step>:compensate`
+    if v_step ? 'compensate' then
+      v_steps := v_steps || wf.normalize_compensation(v_step -> 'compensate', v_name, v_step ->> 'name',
+        v_place || ': compensate', v_steps -> -1);
+    end if;
     v_previous := v_step ->> 'name';
     v_i := v_i + 1;
   end loop;
@@ -2506,7 +2670,9 @@ grant execute on function wf.resume_stage(text) to wf_admin;
 
 -- sql/functions/retry.sql
 -- wf.retry: resume a failed run at its dead and failed steps with fresh attempts;
--- succeeded steps are not repeated and stale answers stay fenced (attempt numbers go on)
+-- succeeded steps are not repeated and stale answers stay fenced (attempt numbers go on).
+-- A compensation_failed run resumes its compensations instead; a run whose compensations
+-- ran is not retried (what it did was undone).
 create or replace function wf.retry(run_id uuid)
 returns boolean
 language plpgsql
@@ -2527,8 +2693,32 @@ begin
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
+  -- a compensation that failed for good: the compensations resume where they stopped
+  if v_status = 'compensation_failed' then
+    for v_step in
+      select s.name, s.dlq_msg_id, st.queue
+      from wf.steps s join wf.stages st on st.name = s.function
+      where s.run_id = retry.run_id and s.compensates is not null and s.status in ('dead', 'failed')
+    loop
+      if v_step.dlq_msg_id is not null then
+        perform pgmq.archive('wf_dlq', v_step.dlq_msg_id);
+      end if;
+      update wf.steps s set status = 'waiting', msg_id = null, dlq_msg_id = null, attempt_base = s.attempt,
+                            finished_at = null, error = null, http_status = null
+      where s.run_id = retry.run_id and s.name = v_step.name;
+    end loop;
+    update wf.runs r set status = 'compensating', finished_at = null where r.id = retry.run_id;
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (run_id, null, null, 'run_retried', jsonb_build_object('compensating', true));
+    perform wf.compensate_progress(run_id);
+    return true;
+  end if;
   if v_status <> 'failed' then
     return false;
+  end if;
+  -- guard: what the run did was undone by its compensations; doing part of it again would not redo the rest
+  if exists (select 1 from wf.steps s where s.run_id = retry.run_id and s.compensates is not null) then
+    perform wf.raise_input_error(format('run %s was rolled back by its compensations: start a new run instead', run_id));
   end if;
 
   for v_step in
@@ -2853,7 +3043,7 @@ begin
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
-  if v_status in ('completed', 'failed', 'cancelled') then
+  if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;
 
@@ -2963,6 +3153,43 @@ $$;
 
 revoke all on function wf.start_child(uuid, text, int, jsonb) from public;
 grant execute on function wf.start_child(uuid, text, int, jsonb) to wf_worker, wf_admin;
+
+-- sql/functions/start_compensations.sql
+-- wf.start_compensations: a run just failed — every succeeded step that has a compensation
+-- gets a step row for it (`<step>:compensate`), the run is `compensating`, and the first one
+-- (of the step that succeeded last) is queued by wf.compensate_progress. False when there is
+-- nothing to compensate (the run stays failed). Callers hold the run lock.
+create or replace function wf.start_compensations(p_run_id uuid)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_steps jsonb;
+begin
+  with undo as (
+    insert into wf.steps (run_id, name, function, status, compensates)
+    select p_run_id, c.name, c.function, 'waiting', c.compensates
+    from wf.runs r
+    join wf.definition_steps c on c.workflow = r.workflow and c.version = r.version and c.compensates is not null
+    join wf.steps s on s.run_id = r.id and s.name = c.compensates and s.status = 'succeeded'
+    where r.id = p_run_id
+    on conflict on constraint steps_pkey do nothing
+    returning name
+  )
+  select jsonb_agg(undo.name order by undo.name) into v_steps from undo;
+  if v_steps is null then
+    return false;
+  end if;
+  update wf.runs r set status = 'compensating', finished_at = null where r.id = p_run_id;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, null, null, 'run_compensating', jsonb_build_object('compensations', v_steps));
+  perform wf.compensate_progress(p_run_id);
+  return true;
+end;
+$$;
+
+revoke all on function wf.start_compensations(uuid) from public;
 
 -- sql/functions/start_wait.sql
 -- wf.start_wait: a wait_for step's message was claimed: the step starts waiting for its
@@ -3173,7 +3400,7 @@ begin
 
   with old as (
     select r.id from wf.runs r
-    where r.status in ('completed', 'failed', 'cancelled')
+    where r.status in ('completed', 'failed', 'cancelled', 'compensation_failed')
       and r.finished_at < clock_timestamp() - make_interval(days => (wf.setting('retention_days'))::int)
     limit 10000
   ), gone as (
@@ -3347,13 +3574,14 @@ select
   s.http_status,
   s.error,
   coalesce(s.finished_at, s.queued_at) as failed_at,
-  r.correlation_id
+  r.correlation_id,
+  r.status as run_status
 from wf.steps s
 join wf.runs r on r.id = s.run_id
 where s.status in ('failed', 'dead') or (s.status = 'retrying' and s.error is not null)
 order by coalesce(s.finished_at, s.queued_at) desc;
 comment on view wf.failures is
-  'Steps that failed for good (failed, dead) or are waiting to retry after an error, newest first, with the HTTP status and error text.';
+  'Steps that failed for good (failed, dead) or are waiting to retry after an error, newest first, with the HTTP status and error text, and the run''s status (a dead compensation: compensation_failed).';
 
 revoke all on wf.failures from public;
 grant select on wf.failures to wf_reader, wf_admin;
@@ -3438,8 +3666,9 @@ select
 from wf.runs r
 cross join lateral (
   select
-    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed') and s.map_step is null) as done,
-    count(*) filter (where s.map_step is null) as total,
+    count(*) filter (where s.status in ('succeeded', 'skipped', 'failed') and s.map_step is null
+                       and s.compensates is null) as done,
+    count(*) filter (where s.map_step is null and s.compensates is null) as total,
     string_agg(case
                  when d.kind = 'wait_for' and s.status = 'running' then format('%s: waiting for signal "%s"', s.name, d.action)
                  when d.kind = 'workflow' and s.status = 'running' and s.child_run_id is not null
@@ -3615,13 +3844,15 @@ select
   r.version,
   count(*) as runs,
   count(*) filter (where r.status = 'completed') as completed,
-  count(*) filter (where r.status = 'failed') as failed,
+  count(*) filter (where r.status in ('failed', 'compensation_failed')) as failed,
   count(*) filter (where r.status = 'cancelled') as cancelled,
-  count(*) filter (where r.status not in ('completed', 'failed', 'cancelled')) as open,
+  count(*) filter (where r.status not in ('completed', 'failed', 'cancelled', 'compensation_failed')) as open,
   round(count(*) filter (where r.status = 'completed')::numeric
-        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled')), 0), 4) as completion_rate,
-  round(count(*) filter (where r.status = 'failed')::numeric
-        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled')), 0), 4) as failure_rate,
+        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled', 'compensation_failed')), 0), 4)
+    as completion_rate,
+  round(count(*) filter (where r.status in ('failed', 'compensation_failed'))::numeric
+        / nullif(count(*) filter (where r.status in ('completed', 'failed', 'cancelled', 'compensation_failed')), 0), 4)
+    as failure_rate,
   avg(r.finished_at - r.created_at) filter (where r.status = 'completed') as mean_duration,
   percentile_cont(0.95) within group (order by extract(epoch from r.finished_at - r.created_at))
     filter (where r.status = 'completed') * interval '1 second' as p95_duration
@@ -3629,7 +3860,7 @@ from wf.runs r
 group by r.workflow, r.version
 order by r.workflow, r.version;
 comment on view wf.workflow_stats is
-  'Per workflow and version: runs, how many completed, failed, were cancelled or are open, completion and failure rate, mean and p95 duration (enqueue to finish).';
+  'Per workflow and version: runs, how many completed, failed (compensation_failed included), were cancelled or are open, completion and failure rate, mean and p95 duration (enqueue to finish).';
 
 revoke all on wf.workflow_stats from public;
 grant select on wf.workflow_stats to wf_reader, wf_admin;
@@ -3708,7 +3939,8 @@ insert into wf.migrations (version, name, checksum) values
   (10, '0010_baseline.sql', 'b387d4f0c77a4b11ac2920c6d92fd62a81c491413c0a32fdb0a9a26d96c7542e'),
   (11, '0011_language_part2.sql', 'beeb182e04b5134206cb959c5177ae5ad8928c47eadc84c1d572ba6ca9300143'),
   (12, '0012_pause.sql', 'ae5b6cf7dd874c75f2139d5d9f37c3fcc6606c495825e2c1dbe02800f42189a1'),
-  (13, '0013_map.sql', '58daa5ba6823b28f92b86e051c5ad248e373039db719b846142f08d6668ef195')
+  (13, '0013_map.sql', '58daa5ba6823b28f92b86e051c5ad248e373039db719b846142f08d6668ef195'),
+  (14, '0014_compensation.sql', '788c2740d809c03be520e35a043f74504a40ec600b61e5c12b77b5bc8ba60f82')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -3717,35 +3949,37 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/allow_sql_step.sql', 'function', 'e5a23a44c96b13ffa0499290b730be97db65e91383cc2d26c6af9350971b7d00'),
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
-  ('functions/cancel.sql', 'function', 'f373a528736952cec226b0ea11db26bcb913a29a152f542e64aaa90e2e776113'),
+  ('functions/cancel.sql', 'function', '28da8e1e8862d393704b789840931c6964f6cfd4a0200b08c2cf603c5e725cc8'),
   ('functions/cancel_open_steps.sql', 'function', 'bf0eeb475ac94a8965cd5145e0c26fde93ccd60df34e6d8150732220b7237996'),
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', 'b79df90b337271a7902d5de1363352581b558ce722195fb7bb18db1e4ea6f8fb'),
+  ('functions/claim.sql', 'function', '603904bf981118f012002a2f4754596b5b3f17b3e0097b1291705e3f3c8e16d6'),
   ('functions/close_if_done.sql', 'function', '5204f6cfd9c4255d61da2cccf5a553d25b9aab919c7b2dde418dce65fda11347'),
+  ('functions/compensate_progress.sql', 'function', '373963586253f2c6658344eefc358f3b9b8130288bede5a55077ef09db0e2df9'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
-  ('functions/complete_batch.sql', 'function', '44d5265b4d48355974fa9d19bddf83791e8c8680447e89ddb6b6debd1a7d7be8'),
+  ('functions/complete_batch.sql', 'function', '19d15ebc55b7e375d445582a553616ee9f8977110f000b284ddaa32ab0681d41'),
   ('functions/complete_sql.sql', 'function', '7e40699fff9a1ca897d8b8468799d94e53c79192ebc665ffecde09d6fc697351'),
   ('functions/current_attempt.sql', 'function', 'e203be3682501c61d91d419e90b70a13df9af40838a819719863c739dfde8c41'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
-  ('functions/define.sql', 'function', 'c00f7231d65c9acd72286c1a2bfcac657b28b1ee4f0738f44eec62fb66491411'),
+  ('functions/define.sql', 'function', 'd1eced28fc238fc83f61650d0b7aab7512b56281429d06ba2b0ff7b0a61947ec'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
-  ('functions/enqueue.sql', 'function', '8161eee7983231d01987f281e1c3cea6a1d2258ad1efa3f9fcd09cec12482549'),
+  ('functions/enqueue.sql', 'function', '413360536f3468229a95eb7fdffa02716a20f80ea9a77049665df4d04af56fd1'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
   ('functions/expand_map.sql', 'function', 'eee394380ef23fac762fa764c1f2f6e981a4e9019a6f74426b1be5a95ca91080'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
   ('functions/fail.sql', 'function', '67a89532f4175a859f2811a4070fddb63acce72023f2ae4343c2b7e44103eb1a'),
-  ('functions/finish_child.sql', 'function', 'fc3953c3105e1808b130b48e31e3211d09cef403c25b5166a096081e835ad3e0'),
-  ('functions/finish_step.sql', 'function', '23aa2afe0f7d4ffb484b49ac71dc68a02ea48d68d4a120ac6b1823d3ac2d3db8'),
+  ('functions/finish_child.sql', 'function', '90025d23b63dac2eedb216e36ec39b401ae83872096b3e0f26ea80c0a28e7338'),
+  ('functions/finish_step.sql', 'function', '84d546b2ac39152ca7c86eaec56279c5b7e4164ce3424eba8f842ca0c15cbd6d'),
   ('functions/fire_schedule.sql', 'function', 'e926760a311b7772047e138b839c5454701ba350e5819f6381a2a5ec73f90f3a'),
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
-  ('functions/kill_step.sql', 'function', '1e7c197771ee7808c35f482bdd74676db59760fa8712e77c9a2b1f0dc1c71fb4'),
+  ('functions/kill_step.sql', 'function', '22d22189a5717b7f6141f0a5ff8d221e584f8d9bea08b7b194bead1ef67aa267'),
   ('functions/map_progress.sql', 'function', '5f2e6d24eac4663298df94e71e767b581bb2618ea5f52d0420a630aed4e29524'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
-  ('functions/normalize_definition.sql', 'function', '8889d6d13361403ef27617628dcf5bfef6a08280479a62883aab6587e6b9a2ac'),
+  ('functions/normalize_compensation.sql', 'function', '9e0080e8b9b3d128fde534ef2cac89821043439ab518a231ec5e94bc1cfed120'),
+  ('functions/normalize_definition.sql', 'function', 'e37e8509c6245dd943d21de96c5e5ce113618c1b9573d12364a1361a7d5be593'),
   ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
   ('functions/pause.sql', 'function', '161a79470342148139c98c5bab6527c00f83c75604cc59c7bb050f7ca5d8b04f'),
@@ -3757,32 +3991,33 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
   ('functions/resume.sql', 'function', '939e3721dc66ad0c3383e4af02cf37594dd56625acd1ab240b0a69ddd8ed38fb'),
   ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
-  ('functions/retry.sql', 'function', 'd7f127c1fdaa67e233690c9f967de7c1fb9fa1340dd87297a6e7f0dc7e510a58'),
+  ('functions/retry.sql', 'function', 'f7cade6cb4686ad3a7b0badac8f8d225ddbc68176243f5de85592555d6e02a60'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
   ('functions/schedule.sql', 'function', 'e3767e51db944a60a4fd77f945fda623184da4e3ee86fc35080e97d5d5927e55'),
   ('functions/schema_error.sql', 'function', '91085a2d3a483f482d4790248424422c1069c6f8dbf99c461384ee8071941782'),
   ('functions/set_active.sql', 'function', '11542cb19c879b8830a7befefe580399d66b888a93710b68281ba268d463a247'),
   ('functions/setting.sql', 'function', 'f157f8fc7ac51834617d3e6130716973bb7173c5c1913b3cc58479a69915039e'),
-  ('functions/signal.sql', 'function', '085bd071e449510a325a7fbd7d1911b0c712aabe761667c26b9fb78a1c26752a'),
+  ('functions/signal.sql', 'function', 'c7fc86c5b3ae84dc9d51df76c491bd23e0f6631e074da09519df8b0db6c6ab9b'),
   ('functions/skip.sql', 'function', '8af695b8be707b14595e612fc355058a2bfc834c75aba40f7447e548c59c566d'),
   ('functions/start_child.sql', 'function', '6930b3d54909346c2f4b7db90df1adb80479799bb8e03791b394a867858db970'),
+  ('functions/start_compensations.sql', 'function', '901502070286a081702976bbabe47958848cafc93c2e11261dd97665c87d3268'),
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
-  ('functions/tick.sql', 'function', '891def78a47ed3a9be969a7e48d98eddd159305a0a3f13993db114f4620622c6'),
+  ('functions/tick.sql', 'function', '246d88942c29559a8d437574565ef244c1e44fa0b4ea799305f30889e335da1c'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
   ('functions/wait_timed_out.sql', 'function', 'e0881b78fadafc30e405f79bc5a5b8823b2a295dc1dbacde416fa0e631e669bd'),
   ('functions/worker_stages.sql', 'function', 'bcab340c2044e3eea5857a4d36a9c1524c8c953b4b852ec61d50162a51673f9c'),
   ('views/dead_letters.sql', 'view', 'abd1b94aaa23866380fde29d4185543e047b5449629a9690af25869ef9d508fd'),
-  ('views/failures.sql', 'view', '45c89cc23bc0efca9b0c154b3acfec358cb904ab6e92489ce6d8cd5a60c8dd51'),
+  ('views/failures.sql', 'view', 'd5a8f66ed99ea1e3c80fbd3ef3c4e6a44477488eaa895fb4087f23df3acc8de5'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
-  ('views/runs_overview.sql', 'view', 'a85c7d91bb58434793b8804e3614d7b35f5ac48413b694322e9ffa0fee69c438'),
+  ('views/runs_overview.sql', 'view', 'ab4572655ccfab89387b678800e225c505fed2f2234c3c8da7deae28cecd4468'),
   ('views/stage_health.sql', 'view', '09b550cdeff9149d7b91dbaaf26bda11c4dfdc0452c34999c288a3516ea5420d'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
-  ('views/workflow_stats.sql', 'view', '5adfecb17b974ce5d03cdc05103e15dcdec79abd1d44f7059f0e9a8025ce0783')
+  ('views/workflow_stats.sql', 'view', '58972bfedeb4649558ef092f5b3c95c972da1200c5c84ce3fcd2496933b531a6')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
