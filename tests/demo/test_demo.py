@@ -1,7 +1,8 @@
 """scripts/demo --once, as a new user runs it: everything starts, every use case runs, a child run shows in
 wf.run_tree, a run waits for a signal and completes after wf signal, a reminder waits for its not_before,
 the failing run lands in the DLQ and completes after wf retry, a run whose stage is paused waits for it and
-completes after wf stage resume without a failed attempt, the views are shown."""
+completes after wf stage resume without a failed attempt, a declined booking is undone by its compensations
+(release, then refund), the views are shown."""
 
 from __future__ import annotations
 
@@ -60,6 +61,19 @@ def test_demo_pauses_the_bubble_sync_stage_and_the_run_completes_after_resume_wi
     assert re.search(r"listing-published\s+completed\s+6/6", after)
     # one distribution call per channel of its input (a map step)
     assert "0 failed attempts, 3 distribution calls" in after
+
+
+def test_demo_shows_a_declined_booking_undone_by_its_compensations_last_one_first(demo_output):
+    saga = part(demo_output, "a saga", "scheduling")
+    assert re.search(r"run [0-9a-f-]{36}  booking-payment v1  failed  3/4", saga), saga
+    assert "last error (confirm): HTTP 400: declined: the host declined the booking" in saga
+    calls = re.findall(r"^\s+(\w+(?::compensate)?)\s+([a-z-]+\.[a-z_]+)\s+\{", saga, re.M)
+    assert calls == [("charge", "payments.charge"), ("reserve", "proposal.reserve"), ("notify", "send-email.send"),
+                     ("reserve:compensate", "proposal.release"), ("charge:compensate", "payments.refund")], saga
+    # the refund names the charge the run made (the id the guest's email carried too)
+    [charged] = re.findall(r'"charge_id": "(ch_[0-9a-f]{16})"', saga)
+    [refunded] = re.findall(r'"chargeId": "(ch_[0-9a-f]{16})"', saga)
+    assert refunded == charged
 
 
 def test_demo_shows_the_child_run_of_user_signup_in_wf_run_tree(demo_output):

@@ -5,7 +5,9 @@ delivery (same webhook-id) is answered with the first answer and recorded once; 
 good while demo.flags says the API key is invalid, and succeeds once it is fixed; and every template
 runs to completion under the real `wf worker --once`, with one demo.outbox row per step call: a function
 step's row written by the function, a sql step's by demo.set_proposal_status (supabase/demo.sql), a
-workflow step's in its child run; a wait_for step records nothing (the test sends its signal)."""
+workflow step's in its child run; a wait_for step records nothing (the test sends its signal). A run that
+fails is undone by its steps' compensations (`<step>:compensate`), real calls recorded the same way:
+booking-payment releases the dates, then refunds the charge, when the host declines."""
 
 from __future__ import annotations
 
@@ -42,12 +44,20 @@ FUNCTIONS = sorted(p.parent.name for p in (REPO / "supabase/functions").glob("*/
 KEY_REJECTED = "Bubble rejected the API key (401): rotate BUBBLE_API_KEY"
 
 
+def definition_steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A definition's steps by name, and each step's `compensate` (a function call or a sql step) by the
+    name its compensation has in a run: `<step>:compensate`."""
+    steps = {s["name"]: s for s in definition["steps"]}
+    return {**steps, **{f"{name}:compensate": s["compensate"] for name, s in steps.items() if "compensate" in s}}
+
+
 def template_actions() -> dict[tuple[str, str], set[str]]:
-    """(function, action) of every function step of the templates → the output fields some template reads
-    from it (sql, workflow and wait_for steps call no edge function)."""
+    """(function, action) of every function step and function compensation of the templates → the output
+    fields some template reads from it (sql, workflow and wait_for steps call no edge function)."""
     used: dict[tuple[str, str], set[str]] = {}
     for definition in TEMPLATES.values():
-        by_step = {s["name"]: (s["function"], s["action"]) for s in definition["steps"] if "function" in s}
+        by_step = {name: (s["function"], s["action"]) for name, s in definition_steps(definition).items()
+                   if "function" in s}
         for pair in by_step.values():
             used.setdefault(pair, set())
         for step, output_field in re.findall(r"steps\.(\w+)\.output\.(\w+)", json.dumps(definition)):
@@ -82,6 +92,10 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("users", "create_host_account"): {"userId": "user_1"},
     ("users", "create_guest_account"): {"userId": "user_1"},
     ("proposal", "reserve"): {"orderId": "o-1"},
+    ("proposal", "release"): {"reservationId": "res_0123456789abcdef"},
+    ("proposal", "confirm"): {"orderId": "b-1", "reservationId": "res_0123456789abcdef", "declined": False},
+    ("payments", "charge"): {"bookingId": "b-1", "guestId": "g-1", "amount": 42000, "currency": "EUR"},
+    ("payments", "refund"): {"chargeId": "ch_0123456789abcdef", "reason": "booking_not_confirmed"},
     ("listing", "publish"): {"listingId": "l-1"},
     ("listing", "update_host_count"): {"hostId": "h-1"},
     ("virtual-meeting", "accept"): {"meetingId": "vm-1"},
@@ -130,6 +144,9 @@ INPUTS: dict[str, dict[str, Any]] = {
                              "text": "Your keys are ready"},
     "external-sync": {"table": "listing", "record_id": "l-1"},
     "booking-reminder": {"booking_id": "b-5", "guest_email": "grace@example.com"},
+    # without fail_confirmation the host confirms: nothing to compensate
+    "booking-payment": {"booking_id": "b-7", "guest_id": "g-1", "guest_email": "grace@example.com",
+                        "amount_cents": 42000},
 }
 # the signals a template's wait_for steps wait for, sent once the run waits (by workflow name)
 SIGNALS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -250,6 +267,10 @@ def test_the_samples_cover_exactly_the_actions_the_templates_use():
     assert USED[("calendar", "create_event")] == {"event_id", "link"}
     assert USED[("listing", "publish")] == {"url"}
     assert USED[("users", "create_host_account")] == {"account_id"}
+    # booking-payment's refund and release (compensations) read what charge and reserve answered
+    assert USED[("payments", "charge")] == {"charge_id"}
+    assert USED[("proposal", "reserve")] == {"reservation_id"}
+    assert {("payments", "refund"), ("proposal", "release")} <= set(USED)
 
 
 @pytest.mark.parametrize(("function", "action"), sorted(SAMPLES), ids=lambda v: v)
@@ -338,6 +359,19 @@ BAD_PAYLOADS = [
     ("auth-user", "signup", {}, "email: required"),
     ("listing", "publish", {"listingId": 1.5}, "listingId: must be a string or an integer id"),
     ("messages", "send_message", {"threadId": "t", "text": "x" * 4001}, "text: must be at most 4000 characters"),
+    ("payments", "charge", {**SAMPLES["payments", "charge"], "amount": 420.5},
+     "amount: must be a whole number of cents"),
+    ("payments", "charge", {**SAMPLES["payments", "charge"], "amount": "420"}, "amount: must be a number of cents"),
+    ("payments", "charge", {**SAMPLES["payments", "charge"], "amount": 0}, "amount: must be more than 0"),
+    ("payments", "charge", {**SAMPLES["payments", "charge"], "currency": "euro"},
+     "currency: must be a three-letter currency code, e.g. EUR"),
+    ("payments", "refund", {"chargeId": "res_0123456789abcdef"},
+     "chargeId: must be the charge_id a charge answered (ch_…)"),
+    ("proposal", "release", {"orderId": "o-1"}, "reservationId: required"),
+    # the host declines: refused at the boundary, so not retried (booking-payment's failure on demand)
+    ("proposal", "confirm", {**SAMPLES["proposal", "confirm"], "declined": True},
+     "declined: the host declined the booking"),
+    ("proposal", "confirm", {**SAMPLES["proposal", "confirm"], "declined": "yes"}, "declined: must be true or false"),
 ]
 
 
@@ -506,7 +540,8 @@ def child_run(conn: psycopg.Connection, run_id: str, step: str) -> dict[str, Any
 
 
 def template_step(steps: dict[str, dict[str, Any]], call: str) -> dict[str, Any]:
-    """The template's step a call belongs to: a map step's item `<step>[<i>]` is a call of `<step>`."""
+    """The template's step a call belongs to (`steps` from definition_steps, so a compensation
+    `<step>:compensate` is that step's `compensate`): a map step's item `<step>[<i>]` is a call of `<step>`."""
     return steps[re.sub(r"\[\d+\]$", "", call)]
 
 
@@ -519,7 +554,8 @@ def step_calls(conn: psycopg.Connection, run_id: str, name: str, step: dict[str,
 
 
 def assert_one_outbox_row_per_step_call(conn: psycopg.Connection, run_id: str, expected: set[str]) -> list[dict]:
-    """`expected` are the steps that succeeded. demo.outbox holds exactly one row per call of such a step,
+    """`expected` are the steps that succeeded, compensations (`<step>:compensate`, a call of the step's
+    `compensate`) included. demo.outbox holds exactly one row per call of such a step,
     with the output the run stored: a function step's row written by the function (its function, action and
     webhook-id <run_id>:<step>), a sql step's by the SQL function (function 'sql', its name as the action,
     no webhook-id). A map step (for_each) calls once per item: a row per item `<step>[<i>]` (every item
@@ -528,7 +564,7 @@ def assert_one_outbox_row_per_step_call(conn: psycopg.Connection, run_id: str, e
     child succeeded). A wait_for step records nothing. Returns the run's rows, a sql step's row with its
     step name filled in."""
     workflow = conn.execute("select workflow from wf.runs where id = %s", (run_id,)).fetchone()["workflow"]
-    steps = {s["name"]: s for s in TEMPLATES[workflow]["steps"]}
+    steps = definition_steps(TEMPLATES[workflow])
     statuses = step_statuses(conn, run_id)
     assert {s for s, status in statuses.items() if status == "succeeded" and s in steps} == expected, statuses
     sql_steps = {s["sql"].split(".", 1)[1]: name for name, s in steps.items() if "sql" in s}
@@ -649,6 +685,48 @@ def test_each_template_completes_with_one_outbox_row_per_step_call(demo_gateway,
         assert by_step["track"]["payload"]["properties"] == {"order_id": "o-9", "sms_status": "succeeded"}
     if workflow == "notify-with-fallback":
         assert by_step["track"]["payload"]["properties"] == {"channel": "sms"}
+    if workflow == "booking-payment":
+        # the host confirmed: nothing was undone (no compensation step, no refund or release call)
+        assert not [s for s in step_statuses(dconn, run_id) if s.endswith(":compensate")]
+        kinds = {r["kind"] for r in dconn.execute("select kind from wf.events where run_id = %s", (run_id,))}
+        assert "run_compensating" not in kinds
+        charge_id = by_step["charge"]["result"]["charge_id"]
+        reservation_id = by_step["reserve"]["result"]["reservation_id"]
+        assert by_step["notify"]["payload"]["variables"] == {"booking_id": "b-7", "charge_id": charge_id}
+        assert by_step["confirm"]["payload"] == {"orderId": "b-7", "reservationId": reservation_id,
+                                                 "declined": False}
+        assert by_step["charge"]["payload"]["currency"] == "EUR"  # the template's default
+
+
+def test_a_booking_the_host_declines_releases_the_dates_then_refunds_the_charge(demo_gateway, demo_db, dconn):
+    """booking-payment's saga: with fail_confirmation the host declines, confirm is dead at its first
+    attempt (a 400 is not retried) and the run fails; the succeeded steps that have a compensation are
+    undone by real calls, one at a time, the last one first — release, then refund, with the charge's id."""
+    run_id = start(dconn, "booking-payment", {**INPUTS["booking-payment"], "booking_id": "b-8",
+                                              "fail_confirmation": True})
+    drain(demo_db, demo_gateway, dconn, run_id)
+    overview = run_status(dconn, run_id)
+    assert overview["status"] == "failed", overview
+    confirm = step_row(dconn, run_id, "confirm")
+    assert (confirm["status"], confirm["attempt"], confirm["http_status"]) == ("dead", 1, 400)
+    assert "declined: the host declined the booking" in confirm["error"]
+
+    rows = assert_one_outbox_row_per_step_call(
+        dconn, run_id, {"charge", "reserve", "notify", "reserve:compensate", "charge:compensate"})
+    assert [(r["step"], r["function"], r["action"]) for r in rows] == [
+        ("charge", "payments", "charge"), ("reserve", "proposal", "reserve"), ("notify", "send-email", "send"),
+        ("reserve:compensate", "proposal", "release"), ("charge:compensate", "payments", "refund")]
+    by_step = {r["step"]: r for r in rows}
+    charge_id = by_step["charge"]["result"]["charge_id"]
+    assert by_step["charge:compensate"]["payload"] == {"chargeId": charge_id, "reason": "booking_not_confirmed"}
+    assert by_step["charge:compensate"]["result"]["status"] == "refunded"
+    assert by_step["reserve:compensate"]["payload"] == {
+        "reservationId": by_step["reserve"]["result"]["reservation_id"]}
+    # notify has no compensation: an email cannot be unsent
+    assert "notify:compensate" not in step_statuses(dconn, run_id)
+    kinds = [r["kind"] for r in dconn.execute(
+        "select kind from wf.events where run_id = %s and kind like 'run_%%' order by id", (run_id,))]
+    assert kinds[-2:] == ["run_compensating", "run_compensated"], kinds
 
 
 # ---- the step kinds of DESIGN §10 in the templates ----------------------------------------------------

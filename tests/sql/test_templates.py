@@ -109,10 +109,35 @@ def test_listing_published_distributes_to_each_channel_with_for_each(demo_conn):
     assert "channels" not in row["input_vars"]
     assert "listing_id" in row["input_vars"]
 
-def test_patterns_cover_delay_fan_in_when_and_retry_delays():
+def test_patterns_cover_delay_fan_in_when_retry_delays_and_compensate():
     patterns = [load(p) for p in (REPO / "templates/patterns").glob("*.json")]
     steps = [s for d in patterns for s in d["steps"]]
     assert any(s.get("delay_seconds") == 86400 for s in steps)
     assert any(len(s.get("depends_on", [])) >= 3 for s in steps)
     assert any("steps.sms.status == 'failed'" in s.get("when", "") for s in steps)
     assert any(d.get("backoff") == {"delays": [60, 300, 900]} for d in patterns)
+    assert any("compensate" in s for s in steps)
+
+
+def test_booking_payment_refunds_the_charge_and_releases_the_dates_with_compensate(demo_conn):
+    """The saga pattern: charge and reserve each say how they are undone, the refund with the charge's own
+    id; wf.define stores the compensations as steps `<step>:compensate` (run only when the run fails)."""
+    path = REPO / "templates/patterns/booking-payment.json"
+    steps = {s["name"]: s for s in load(path)["steps"]}
+    assert list(steps) == ["charge", "reserve", "notify", "confirm"]
+    refund = steps["charge"]["compensate"]
+    assert (refund["function"], refund["action"]) == ("payments", "refund")
+    assert refund["payload_template"]["chargeId"] == "{{ steps.charge.output.charge_id }}"
+    release = steps["reserve"]["compensate"]
+    assert (release["function"], release["action"]) == ("proposal", "release")
+    assert not {"compensate"} & (steps["notify"].keys() | steps["confirm"].keys())
+    # the host's decline is on demand, and not an input wf.enqueue insists on
+    assert steps["confirm"]["payload_template"]["declined"] == "{{ fail_confirmation | default(false) }}"
+    define_with_children(demo_conn, path)
+    rows = demo_conn.execute("""select name, function, action, compensates from wf.definition_steps
+                                where workflow = 'booking-payment' and compensates is not null
+                                order by name""").fetchall()
+    assert [tuple(r.values()) for r in rows] == [("charge:compensate", "payments", "refund", "charge"),
+                                                 ("reserve:compensate", "proposal", "release", "reserve")]
+    [row] = demo_conn.execute("select input_vars from wf.definitions where workflow = 'booking-payment'").fetchall()
+    assert "fail_confirmation" not in row["input_vars"]
