@@ -349,6 +349,28 @@ def stage_pause(dsn: str, function: str) -> None:
     click.echo(f"stage {function} paused" if rows[0]["ok"] else f"stage {function} was paused already")
 
 
+@stage.command("configure")
+@dsn_option
+@click.argument("function")
+@click.option("--max-concurrency", type=click.IntRange(1), envvar="WF_STAGE_MAX_CONCURRENCY", show_envvar=True,
+              help="Calls in flight at most, over all workers together.")
+@click.option("--rate", "rate_per_second", type=float, envvar="WF_STAGE_RATE", show_envvar=True,
+              help="Calls started per second at most, over all workers together.")
+@click.option("--burst", type=click.IntRange(1), envvar="WF_STAGE_BURST", show_envvar=True,
+              help="Calls that may start at once above the rate (default: one second's worth).")
+def stage_configure(dsn: str, function: str, max_concurrency: int | None, rate_per_second: float | None,
+                    burst: int | None) -> None:
+    """Set FUNCTION's limits across every worker (an option left out clears that limit)."""
+    from decimal import Decimal
+
+    rate = None if rate_per_second is None else Decimal(str(rate_per_second))
+    _run(_fetch(dsn, queries.CONFIGURE_STAGE, function, max_concurrency, rate, burst))
+    [row] = _run(_fetch(dsn, queries.STAGE, function))
+    limits = {k: row[k] for k in ("max_concurrency", "rate_per_second", "burst")}
+    shown = ", ".join(f"{k}={v}" for k, v in limits.items() if v is not None) or "no limits"
+    click.echo(f"stage {function}: {shown}")
+
+
 @stage.command("resume")
 @dsn_option
 @click.argument("function")

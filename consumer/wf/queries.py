@@ -73,6 +73,10 @@ RESUME = "select wf.resume($1) as ok, (select status from wf.runs_overview where
 RUN_STATUS = "select status from wf.runs_overview where run_id = $1"
 # pause / resume stage $1 (a function name); false when it already was
 PAUSE_STAGE = "select wf.pause_stage($1) as ok"
+# limits of stage $1 across workers: max_concurrency $2, rate_per_second $3, burst $4 (null clears)
+CONFIGURE_STAGE = "select wf.configure_stage($1, $2, $3, $4) as ok"
+# one stage's health row (its limits)
+STAGE = "select * from wf.stage_health where stage = $1"
 RESUME_STAGE = "select wf.resume_stage($1) as ok"
 # cancel run $1 with reason $2; its status comes from the view, as for RETRY
 CANCEL = ("select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "

@@ -5,6 +5,8 @@
 -- A map step's first claim returns its for_each template (the worker renders the list and calls
 -- wf.expand_map); its items, steps named `<step>[<i>]`, come back with item set and the item in
 -- their context.
+-- A stage with limits (wf.configure_stage) starts only what wf.stage_room allows, under the
+-- stage row's lock, and its started attempts hold leases (wf.hold_stage_room).
 -- On the internal stage `_wf` some messages are handled here and not returned: a child
 -- run became final (wf.finish_child), a wait_for step starts waiting (wf.start_wait), and
 -- its timer fires (wf.wait_timed_out).
@@ -36,15 +38,27 @@ declare
   v_msg record;
   v_row record;
   v_run_id uuid;
+  v_qty int;
+  v_limited boolean;
 begin
   if qty is null or qty not between 1 and 1000 then
     perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
+  end if;
+  v_qty := qty;
+  -- a stage with limits across workers (wf.configure_stage): only as many as it has room for
+  select st.max_concurrency is not null or st.rate_per_second is not null into v_limited
+  from wf.stages st where st.name = claim.stage;
+  if v_limited then
+    v_qty := wf.stage_room(claim.stage, qty);
+    if v_qty = 0 then
+      return;
+    end if;
   end if;
   select st.queue, array_agg(m.msg_id order by m.msg_id), array_agg(m.read_ct order by m.msg_id),
          array_agg(m.vt order by m.msg_id), array_agg(m.message order by m.msg_id)
   into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
   from wf.stages st
-  cross join lateral pgmq.read(st.queue, st.visibility_timeout, qty) m
+  cross join lateral pgmq.read(st.queue, st.visibility_timeout, v_qty) m
   where st.name = claim.stage and not st.paused
   group by st.queue;
   if not found then
@@ -193,6 +207,13 @@ begin
       end if;
       v_started := v_started || v_msg.msg_id;
     end loop;
+  end if;
+
+  if v_limited and cardinality(v_started) > 0 then
+    perform wf.hold_stage_room(claim.stage, array_agg(s.run_id), array_agg(s.name), array_agg(s.attempt))
+    from unnest(v_msg_ids, v_messages) as u(msg_id, message)
+    join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
+    where u.msg_id = any (v_started);
   end if;
 
   -- what each started attempt needs, read after the updates so the context shows them

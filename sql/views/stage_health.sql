@@ -16,7 +16,8 @@ with recent as (
     count(*) filter (where kind = 'succeeded') as succeeded_1h,
     count(*) filter (where kind <> 'succeeded') as failed_1h,
     percentile_cont(0.5) within group (order by duration_ms) as p50_ms,
-    percentile_cont(0.95) within group (order by duration_ms) as p95_ms
+    percentile_cont(0.95) within group (order by duration_ms) as p95_ms,
+    count(*) filter (where at > now() - interval '1 minute') / 60.0 as per_second_1m
   from recent
   group by recent.function
 ), open_steps as (
@@ -41,14 +42,17 @@ select
   round(p.p50_ms) as p50_ms,
   round(p.p95_ms) as p95_ms,
   coalesce(o.dead_letters, 0) as dead_letters,
-  st.paused
+  st.paused,
+  st.rate_per_second,
+  st.burst,
+  round(coalesce(p.per_second_1m, 0), 2) as current_rate
 from wf.stages st
 cross join lateral wf.queue_metrics(st.queue) m
 left join per_stage p on p.function = st.name
 left join open_steps o on o.function = st.name
 order by st.name;
 comment on view wf.stage_health is
-  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage).';
+  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage), its limits across workers (max_concurrency, rate_per_second, burst: wf.configure_stage) and the calls answered per second over the last minute (current_rate).';
 
 revoke all on wf.stage_health from public;
 grant select on wf.stage_health to wf_reader, wf_admin;

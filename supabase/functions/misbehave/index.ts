@@ -35,6 +35,7 @@ const actions: Record<string, (call: Call) => Response | Promise<Response>> = {
   },
   async overlap({ payload }) {
     const key = String(payload.key ?? "");
+    const arrivedMs = Date.now();
     const now = (inFlight.get(key) ?? 0) + 1;
     inFlight.set(key, now);
     mostInFlight.set(key, Math.max(mostInFlight.get(key) ?? 0, now));
@@ -43,7 +44,12 @@ const actions: Record<string, (call: Call) => Response | Promise<Response>> = {
     } finally {
       inFlight.set(key, (inFlight.get(key) ?? 1) - 1);
     }
-    return ok({ item: payload.item ?? null, most_in_flight: mostInFlight.get(key) });
+    return ok({
+      item: payload.item ?? null,
+      most_in_flight: mostInFlight.get(key),
+      in_flight_on_arrival: now,
+      arrived_ms: arrivedMs,
+    });
   },
   not_json: () => new Response("this is not json", { headers: { "content-type": "text/plain" } }),
   drop: dropConnection,

@@ -517,6 +517,8 @@ revoke all on function wf.check_schema(jsonb, text) from public;
 -- A map step's first claim returns its for_each template (the worker renders the list and calls
 -- wf.expand_map); its items, steps named `<step>[<i>]`, come back with item set and the item in
 -- their context.
+-- A stage with limits (wf.configure_stage) starts only what wf.stage_room allows, under the
+-- stage row's lock, and its started attempts hold leases (wf.hold_stage_room).
 -- On the internal stage `_wf` some messages are handled here and not returned: a child
 -- run became final (wf.finish_child), a wait_for step starts waiting (wf.start_wait), and
 -- its timer fires (wf.wait_timed_out).
@@ -548,15 +550,27 @@ declare
   v_msg record;
   v_row record;
   v_run_id uuid;
+  v_qty int;
+  v_limited boolean;
 begin
   if qty is null or qty not between 1 and 1000 then
     perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
+  end if;
+  v_qty := qty;
+  -- a stage with limits across workers (wf.configure_stage): only as many as it has room for
+  select st.max_concurrency is not null or st.rate_per_second is not null into v_limited
+  from wf.stages st where st.name = claim.stage;
+  if v_limited then
+    v_qty := wf.stage_room(claim.stage, qty);
+    if v_qty = 0 then
+      return;
+    end if;
   end if;
   select st.queue, array_agg(m.msg_id order by m.msg_id), array_agg(m.read_ct order by m.msg_id),
          array_agg(m.vt order by m.msg_id), array_agg(m.message order by m.msg_id)
   into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
   from wf.stages st
-  cross join lateral pgmq.read(st.queue, st.visibility_timeout, qty) m
+  cross join lateral pgmq.read(st.queue, st.visibility_timeout, v_qty) m
   where st.name = claim.stage and not st.paused
   group by st.queue;
   if not found then
@@ -705,6 +719,13 @@ begin
       end if;
       v_started := v_started || v_msg.msg_id;
     end loop;
+  end if;
+
+  if v_limited and cardinality(v_started) > 0 then
+    perform wf.hold_stage_room(claim.stage, array_agg(s.run_id), array_agg(s.name), array_agg(s.attempt))
+    from unnest(v_msg_ids, v_messages) as u(msg_id, message)
+    join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
+    where u.msg_id = any (v_started);
   end if;
 
   -- what each started attempt needs, read after the updates so the context shows them
@@ -1060,6 +1081,53 @@ $$;
 
 revoke all on function wf.complete_sql(uuid, text, int, jsonb) from public;
 grant execute on function wf.complete_sql(uuid, text, int, jsonb) to wf_worker, wf_admin;
+
+-- sql/functions/configure_stage.sql
+-- wf.configure_stage: limits of a stage (an edge function) that hold across every worker
+-- together — at most max_concurrency calls in flight, at most rate_per_second calls started
+-- per second with bursts of up to burst (default: one second's worth, at least 1) — enforced
+-- when wf.claim starts attempts. Null clears a limit. Raises P0002 for an unknown stage and
+-- 22023 naming a bad value.
+create or replace function wf.configure_stage(function text, max_concurrency int default null,
+                                              rate_per_second numeric default null, burst int default null)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if max_concurrency is not null and max_concurrency < 1 then
+    perform wf.raise_input_error(format('stage %s: max_concurrency must be at least 1, got %s', function, max_concurrency));
+  end if;
+  if rate_per_second is not null and (rate_per_second <= 0 or rate_per_second > 100000) then
+    perform wf.raise_input_error(format('stage %s: rate_per_second must be more than 0 and at most 100000, got %s',
+      function, rate_per_second));
+  end if;
+  if burst is not null and burst < 1 then
+    perform wf.raise_input_error(format('stage %s: burst must be at least 1, got %s', function, burst));
+  end if;
+  if burst is not null and rate_per_second is null then
+    perform wf.raise_input_error(format('stage %s: burst needs rate_per_second', function));
+  end if;
+  update wf.stages st
+  set max_concurrency = configure_stage.max_concurrency,
+      rate_per_second = configure_stage.rate_per_second,
+      burst = case when configure_stage.rate_per_second is null then null
+                   else coalesce(configure_stage.burst, greatest(1, ceil(configure_stage.rate_per_second))::int) end,
+      tokens = null, tokens_at = null
+  where st.name = configure_stage.function;
+  if not found then
+    raise exception 'unknown stage % (stages are created by wf.define)', coalesce(function, 'null') using errcode = 'P0002';
+  end if;
+  if max_concurrency is null then
+    delete from wf.stage_leases l where l.stage = configure_stage.function;
+  end if;
+  return true;
+end;
+$$;
+
+revoke all on function wf.configure_stage(text, int, numeric, int) from public;
+grant execute on function wf.configure_stage(text, int, numeric, int) to wf_admin;
 
 -- sql/functions/current_attempt.sql
 -- wf.current_attempt: lock the run and return the step if p_attempt is its
@@ -1730,6 +1798,38 @@ end;
 $$;
 
 revoke all on function wf.grant_app_access() from public;
+
+-- sql/functions/hold_stage_room.sql
+-- wf.hold_stage_room: a claim on a stage with limits started these attempts: each holds a lease
+-- (max_concurrency) and spends a token (rate_per_second). Called by wf.claim after
+-- wf.stage_room, under the stage row's lock.
+create or replace function wf.hold_stage_room(p_stage text, p_run_ids uuid[], p_steps text[], p_attempts int[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_stage record;
+begin
+  select st.max_concurrency, st.rate_per_second, st.burst, st.tokens, st.tokens_at into v_stage
+  from wf.stages st where st.name = p_stage;
+  if v_stage.max_concurrency is not null then
+    insert into wf.stage_leases (stage, run_id, step, attempt)
+    select p_stage, u.run_id, u.step, u.attempt from unnest(p_run_ids, p_steps, p_attempts) as u(run_id, step, attempt)
+    on conflict on constraint stage_leases_pkey do update set attempt = excluded.attempt;
+  end if;
+  if v_stage.rate_per_second is not null then
+    update wf.stages st
+    set tokens = least(v_stage.burst::numeric,
+                       coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
+                                v_stage.burst)) - cardinality(p_run_ids),
+        tokens_at = clock_timestamp()
+    where st.name = p_stage;
+  end if;
+end;
+$$;
+
+revoke all on function wf.hold_stage_room(text, uuid[], text[], int[]) from public;
 
 -- sql/functions/int_field.sql
 -- wf.int_field: read an optional integer field of a definition, naming the place when it is bad
@@ -3093,6 +3193,45 @@ $$;
 revoke all on function wf.skip(uuid, text, int, text) from public;
 grant execute on function wf.skip(uuid, text, int, text) to wf_worker, wf_admin;
 
+-- sql/functions/stage_room.sql
+-- wf.stage_room: how many steps a claim may start on a stage with limits (wf.configure_stage),
+-- at most qty. Takes the stage row's lock until the claim commits, so claims of that stage by
+-- every worker count one after the other; drops leases whose attempt is no longer running
+-- (answered, cancelled) or whose lease ran out (a dead worker's), and refills the rate limit's
+-- token bucket.
+create or replace function wf.stage_room(p_stage text, p_qty int)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_stage record;
+  v_room int := p_qty;
+  v_busy int;
+begin
+  select st.max_concurrency, st.rate_per_second, st.burst, st.tokens, st.tokens_at into v_stage
+  from wf.stages st where st.name = p_stage for update;
+  if v_stage.max_concurrency is not null then
+    delete from wf.stage_leases l
+    where l.stage = p_stage
+      and not exists (select 1 from wf.steps s
+                      where s.run_id = l.run_id and s.name = l.step and s.attempt = l.attempt and s.status = 'running'
+                        -- guard: a lost attempt (its lease ran out) holds no room: its message comes back
+                        and s.lease_until > clock_timestamp());
+    select count(*) into v_busy from wf.stage_leases l where l.stage = p_stage;
+    v_room := least(v_room, v_stage.max_concurrency - v_busy);
+  end if;
+  if v_stage.rate_per_second is not null then
+    v_room := least(v_room, floor(least(v_stage.burst::numeric,
+      coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
+               v_stage.burst)))::int);
+  end if;
+  return greatest(v_room, 0);
+end;
+$$;
+
+revoke all on function wf.stage_room(text, int) from public;
+
 -- sql/functions/start_child.sql
 -- wf.start_child: a workflow step's attempt starts its child run (the worker rendered the
 -- input_template). Idempotent per attempt: the child's idempotency key is made of the
@@ -3719,7 +3858,8 @@ with recent as (
     count(*) filter (where kind = 'succeeded') as succeeded_1h,
     count(*) filter (where kind <> 'succeeded') as failed_1h,
     percentile_cont(0.5) within group (order by duration_ms) as p50_ms,
-    percentile_cont(0.95) within group (order by duration_ms) as p95_ms
+    percentile_cont(0.95) within group (order by duration_ms) as p95_ms,
+    count(*) filter (where at > now() - interval '1 minute') / 60.0 as per_second_1m
   from recent
   group by recent.function
 ), open_steps as (
@@ -3744,14 +3884,17 @@ select
   round(p.p50_ms) as p50_ms,
   round(p.p95_ms) as p95_ms,
   coalesce(o.dead_letters, 0) as dead_letters,
-  st.paused
+  st.paused,
+  st.rate_per_second,
+  st.burst,
+  round(coalesce(p.per_second_1m, 0), 2) as current_rate
 from wf.stages st
 cross join lateral wf.queue_metrics(st.queue) m
 left join per_stage p on p.function = st.name
 left join open_steps o on o.function = st.name
 order by st.name;
 comment on view wf.stage_health is
-  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage).';
+  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage), its limits across workers (max_concurrency, rate_per_second, burst: wf.configure_stage) and the calls answered per second over the last minute (current_rate).';
 
 revoke all on wf.stage_health from public;
 grant select on wf.stage_health to wf_reader, wf_admin;
@@ -3940,7 +4083,8 @@ insert into wf.migrations (version, name, checksum) values
   (11, '0011_language_part2.sql', 'beeb182e04b5134206cb959c5177ae5ad8928c47eadc84c1d572ba6ca9300143'),
   (12, '0012_pause.sql', 'ae5b6cf7dd874c75f2139d5d9f37c3fcc6606c495825e2c1dbe02800f42189a1'),
   (13, '0013_map.sql', '58daa5ba6823b28f92b86e051c5ad248e373039db719b846142f08d6668ef195'),
-  (14, '0014_compensation.sql', '788c2740d809c03be520e35a043f74504a40ec600b61e5c12b77b5bc8ba60f82')
+  (14, '0014_compensation.sql', '788c2740d809c03be520e35a043f74504a40ec600b61e5c12b77b5bc8ba60f82'),
+  (15, '0015_stage_limits.sql', '1b180cffe3271512b0e8c86b73dccca68e7c7cd5c3e0ac6d3345a1e60e5d1c39')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -3954,12 +4098,13 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', '603904bf981118f012002a2f4754596b5b3f17b3e0097b1291705e3f3c8e16d6'),
+  ('functions/claim.sql', 'function', 'd093f85a7aa8ba0a8f99b6cff467802e1cefde5381576e8e0c19ab3e695c3772'),
   ('functions/close_if_done.sql', 'function', '5204f6cfd9c4255d61da2cccf5a553d25b9aab919c7b2dde418dce65fda11347'),
   ('functions/compensate_progress.sql', 'function', '373963586253f2c6658344eefc358f3b9b8130288bede5a55077ef09db0e2df9'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
   ('functions/complete_batch.sql', 'function', '19d15ebc55b7e375d445582a553616ee9f8977110f000b284ddaa32ab0681d41'),
   ('functions/complete_sql.sql', 'function', '7e40699fff9a1ca897d8b8468799d94e53c79192ebc665ffecde09d6fc697351'),
+  ('functions/configure_stage.sql', 'function', 'd94bfe6d0682a0f46aab2a8e6841bd0249b065e1f3636ccab437b84ffed37551'),
   ('functions/current_attempt.sql', 'function', 'e203be3682501c61d91d419e90b70a13df9af40838a819719863c739dfde8c41'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
@@ -3974,6 +4119,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/finish_step.sql', 'function', '84d546b2ac39152ca7c86eaec56279c5b7e4164ce3424eba8f842ca0c15cbd6d'),
   ('functions/fire_schedule.sql', 'function', 'e926760a311b7772047e138b839c5454701ba350e5819f6381a2a5ec73f90f3a'),
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
+  ('functions/hold_stage_room.sql', 'function', '105d5e7cdfe62872e89c62b546ce0416518c3829dcfdbbf0a16af16a6e69702b'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
   ('functions/kill_step.sql', 'function', '22d22189a5717b7f6141f0a5ff8d221e584f8d9bea08b7b194bead1ef67aa267'),
   ('functions/map_progress.sql', 'function', '5f2e6d24eac4663298df94e71e767b581bb2618ea5f52d0420a630aed4e29524'),
@@ -4000,6 +4146,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/setting.sql', 'function', 'f157f8fc7ac51834617d3e6130716973bb7173c5c1913b3cc58479a69915039e'),
   ('functions/signal.sql', 'function', 'c7fc86c5b3ae84dc9d51df76c491bd23e0f6631e074da09519df8b0db6c6ab9b'),
   ('functions/skip.sql', 'function', '8af695b8be707b14595e612fc355058a2bfc834c75aba40f7447e548c59c566d'),
+  ('functions/stage_room.sql', 'function', '04ff19ba0a5c4caa64b9ab1a3c1952ced0c254fddac1c17bd6d8999fcaea74dd'),
   ('functions/start_child.sql', 'function', '6930b3d54909346c2f4b7db90df1adb80479799bb8e03791b394a867858db970'),
   ('functions/start_compensations.sql', 'function', '901502070286a081702976bbabe47958848cafc93c2e11261dd97665c87d3268'),
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
@@ -4015,9 +4162,9 @@ insert into wf.routines (path, kind, checksum) values
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
   ('views/runs_overview.sql', 'view', 'ab4572655ccfab89387b678800e225c505fed2f2234c3c8da7deae28cecd4468'),
-  ('views/stage_health.sql', 'view', '09b550cdeff9149d7b91dbaaf26bda11c4dfdc0452c34999c288a3516ea5420d'),
+  ('views/stage_health.sql', 'view', '6e61eae6abe18f96db95b055dce06f1a0b4e91d8bdd40772c137b00b49265e72'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
   ('views/workflow_stats.sql', 'view', '58972bfedeb4649558ef092f5b3c95c972da1200c5c84ce3fcd2496933b531a6')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
