@@ -25,7 +25,7 @@ begin
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
   -- its unfinished children were cancelled with the steps waiting for them (cancel_open_steps)
-  perform wf.notify_parent(run_id);
+  perform wf.run_ended(run_id);
   return true;
 end;
 $$;

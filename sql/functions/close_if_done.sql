@@ -14,7 +14,7 @@ begin
     if found then
       insert into wf.events (run_id, step, attempt, kind, detail)
       values (p_run_id, null, null, 'run_completed', null);
-      perform wf.notify_parent(p_run_id);
+      perform wf.run_ended(p_run_id);
     end if;
   end if;
 end;

@@ -34,7 +34,7 @@ begin
   update wf.runs r set status = 'failed', finished_at = clock_timestamp() where r.id = p_run_id;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (p_run_id, null, null, 'run_compensated', null);
-  perform wf.notify_parent(p_run_id);
+  perform wf.run_ended(p_run_id);
 end;
 $$;
 

@@ -130,7 +130,8 @@ begin
   left join queued q on q.run_id = an.run_id
   order by an.ord;
 
-  -- a run with nothing left to do completes, with its output; a child run's parent is told
+  -- a run with nothing left to do completes, with its output; a child run's parent is told, a
+  -- run waiting for its concurrency key starts
   with closed as (
     update wf.runs r
     set status = 'completed', finished_at = clock_timestamp(),
@@ -144,14 +145,16 @@ begin
       and not exists (select 1 from wf.steps s
                       where s.run_id = r.id
                         and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled'))
-    returning r.id, r.parent_run_id
+    returning r.id, r.parent_run_id, r.concurrency_limit
   ), logged as (
     insert into wf.events (run_id, step, attempt, kind, detail)
     select closed.id, null, null, 'run_completed', null from closed order by closed.id
   )
-  select array_agg(closed.id) filter (where closed.parent_run_id is not null) into v_children from closed;
+  select array_agg(closed.id order by closed.id)
+           filter (where closed.parent_run_id is not null or closed.concurrency_limit is not null)
+  into v_children from closed;
   if v_children is not null then
-    perform wf.notify_parent(c) from unnest(v_children) c;
+    perform wf.run_ended(c) from unnest(v_children) c;
   end if;
 
   -- answered items of map steps: the next items start, or their map steps end

@@ -1,4 +1,6 @@
--- wf.enqueue: start a run of the workflow's current version
+-- wf.enqueue: start a run of the workflow's current version. With `debounce`, a run with the
+-- same key that has not started yet takes the new input instead (wf.debounce_run); with
+-- `concurrency`, a run whose key has reached its limit waits (held) until wf.release_key.
 create or replace function wf.enqueue(
   workflow text,
   input jsonb default '{}',
@@ -19,6 +21,9 @@ declare
   v_size int;
   v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_input_bytes');
   v_schema_error text;
+  v_debounce_key text;
+  v_concurrency_key text;
+  v_start timestamptz;
 begin
   -- guard: arguments
   if workflow is null then
@@ -47,7 +52,8 @@ begin
 
   -- guard: a known, active workflow
   select w.name, w.current_version, w.active, d.input_vars, d.definition -> 'required_fields' as required,
-         d.definition -> 'input_schema' as input_schema
+         d.definition -> 'input_schema' as input_schema, d.definition -> 'concurrency' as concurrency,
+         d.definition -> 'debounce' as debounce
   into v_workflow
   from wf.workflows w join wf.definitions d on d.workflow = w.name and d.version = w.current_version
   where w.name = enqueue.workflow;
@@ -79,11 +85,34 @@ begin
       workflow, array_to_string(v_missing, ', ')));
   end if;
 
+  -- debounce: a run with the same key that has not started yet takes this input and starts
+  -- later; an idempotency key that found its run wins (that run is returned below, unchanged)
+  if v_workflow.debounce is not null
+     and (idempotency_key is null
+          or not exists (select 1 from wf.runs r where r.workflow = enqueue.workflow and r.idempotency_key = enqueue.idempotency_key)) then
+    v_debounce_key := coalesce((input #> string_to_array(v_workflow.debounce ->> 'key', '.'))::text, 'null');
+    v_start := greatest(coalesce(run_at, clock_timestamp()),
+                        clock_timestamp() + make_interval(secs => (v_workflow.debounce ->> 'seconds')::int));
+    perform pg_advisory_xact_lock(7003, hashtext(workflow || '/' || v_debounce_key));
+    select r.id into v_run_id from wf.runs r
+    where r.workflow = enqueue.workflow and r.debounce_key = v_debounce_key and r.status = 'scheduled'
+    order by r.created_at desc limit 1;
+    if found then
+      return wf.debounce_run(v_run_id, input, v_start);
+    end if;
+    run_at := v_start;
+  end if;
+
   v_run_id := wf.uuid7();
-  insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at)
+  if v_workflow.concurrency is not null then
+    v_concurrency_key := coalesce((input #> string_to_array(v_workflow.concurrency ->> 'key', '.'))::text, 'null');
+  end if;
+  insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at, debounce_key,
+                       concurrency_key, concurrency_limit)
   values (v_run_id, v_workflow.name, v_workflow.current_version,
           case when run_at > clock_timestamp() then 'scheduled' else 'pending' end,
-          input, idempotency_key, correlation_id, run_at)
+          input, idempotency_key, correlation_id, run_at, v_debounce_key,
+          v_concurrency_key, (v_workflow.concurrency ->> 'limit')::int)
   on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing;
 
   -- guard: the same idempotency key returns the run it started, if the input is the same
@@ -103,6 +132,23 @@ begin
   from wf.definition_steps d
   where d.workflow = v_workflow.name and d.version = v_workflow.current_version
     and d.compensates is null;  -- a compensation becomes a step only when its run fails
+  -- concurrency: with the key's limit reached the run waits, first in first out (wf.release_key)
+  if v_workflow.concurrency is not null then
+    perform pg_advisory_xact_lock(7002, hashtext(workflow || '/' || v_concurrency_key));
+    if (select count(*) from wf.runs r
+        where r.workflow = enqueue.workflow and r.concurrency_limit is not null
+          and r.concurrency_key = v_concurrency_key and r.id <> v_run_id and not r.held
+          and r.status not in ('completed', 'failed', 'cancelled', 'compensation_failed'))
+       >= (v_workflow.concurrency ->> 'limit')::int then
+      update wf.runs r set held = true where r.id = v_run_id;
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (v_run_id, null, null, 'run_created',
+              jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
+                                                   'idempotency_key', idempotency_key,
+                                                   'held_by_key', v_concurrency_key)));
+      return v_run_id;
+    end if;
+  end if;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (v_run_id, null, null, 'run_created',
           jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,

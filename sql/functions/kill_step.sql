@@ -42,7 +42,7 @@ begin
     if found then
       insert into wf.events (run_id, step, attempt, kind, detail)
       values (p_run_id, p_step, p_attempt, 'run_compensation_failed', jsonb_build_object('error', p_error));
-      perform wf.notify_parent(p_run_id);
+      perform wf.run_ended(p_run_id);
     end if;
     return;
   end if;
@@ -56,7 +56,7 @@ begin
     values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
     -- the succeeded steps' compensations run first (wf.start_compensations), then the run is failed
     if not wf.start_compensations(p_run_id) then
-      perform wf.notify_parent(p_run_id);
+      perform wf.run_ended(p_run_id);
     end if;
   end if;
   -- a dead item: its map step ends once its other items in flight have answered

@@ -54,7 +54,8 @@ begin
 
   for v_key in select jsonb_object_keys(definition) loop
     if v_key not in ('name', 'description', 'required_fields', 'max_retries', 'timeout_seconds',
-                     'visibility_timeout', 'backoff', 'steps', 'input_schema', 'output_template') then
+                     'visibility_timeout', 'backoff', 'steps', 'input_schema', 'output_template', 'concurrency',
+                     'debounce') then
       perform wf.raise_input_error(format('%s: unknown key "%s"', v_where, v_key));
     end if;
   end loop;
@@ -72,6 +73,27 @@ begin
        or exists (select 1 from jsonb_array_elements(definition -> 'required_fields') f where jsonb_typeof(f) <> 'string') then
       perform wf.raise_input_error(format('%s: required_fields must be an array of strings', v_where));
     end if;
+  end if;
+
+  -- flow control (DESIGN §11): a key is a dotted path into the input
+  if definition ? 'concurrency' then
+    if jsonb_typeof(definition -> 'concurrency') <> 'object'
+       or exists (select 1 from jsonb_object_keys(definition -> 'concurrency') k where k not in ('key', 'limit')) then
+      perform wf.raise_input_error(format('%s: concurrency must be an object like {"key": "listing_id", "limit": 1}', v_where));
+    end if;
+    perform wf.check_key_path(definition -> 'concurrency' -> 'key', v_where || ': concurrency.key');
+    perform wf.int_field(definition -> 'concurrency', 'limit', v_where || ': concurrency', 1, 10000, 1);
+  end if;
+  if definition ? 'debounce' then
+    if jsonb_typeof(definition -> 'debounce') <> 'object'
+       or exists (select 1 from jsonb_object_keys(definition -> 'debounce') k where k not in ('key', 'seconds')) then
+      perform wf.raise_input_error(format('%s: debounce must be an object like {"key": "listing_id", "seconds": 30}', v_where));
+    end if;
+    perform wf.check_key_path(definition -> 'debounce' -> 'key', v_where || ': debounce.key');
+    if (definition -> 'debounce' -> 'seconds') is null then
+      perform wf.raise_input_error(format('%s: debounce.seconds is required (1 to 86400)', v_where));
+    end if;
+    perform wf.int_field(definition -> 'debounce', 'seconds', v_where || ': debounce', 1, 86400, null);
   end if;
 
   if jsonb_typeof(definition -> 'output_template') is distinct from 'null' and definition ? 'output_template' then

@@ -15,7 +15,7 @@ begin
     perform wf.raise_input_error('run_id must not be null');
   end if;
   perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status, r.started_at, r.run_at into v_run from wf.runs r where r.id = resume.run_id;
+  select r.status, r.started_at, r.run_at, r.held into v_run from wf.runs r where r.id = resume.run_id;
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
@@ -26,10 +26,11 @@ begin
   set status = case when v_run.started_at is not null then 'running'
                     when v_run.run_at > clock_timestamp() then 'scheduled' else 'pending' end
   where r.id = resume.run_id;
-  v_queued := wf.advance(run_id);
+  -- guard: a run waiting for its concurrency key goes on waiting (wf.release_key starts it)
+  v_queued := case when v_run.held then '{}'::jsonb else wf.advance(run_id) end;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_resumed', jsonb_build_object('queued', v_queued));
-  if v_queued = '{}' then
+  if v_queued = '{}' and not v_run.held then
     perform wf.close_if_done(run_id);
   end if;
   return true;

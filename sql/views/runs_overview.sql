@@ -9,7 +9,11 @@ select
   r.version,
   r.status,
   format('%s/%s', agg.done, agg.total) as progress,
-  agg.current_steps,
+  coalesce(agg.current_steps,
+           case when r.held then (select format('waiting for concurrency key %s=%s', d.definition -> 'concurrency' ->> 'key',
+                                                r.concurrency_key)
+                                  from wf.definitions d where d.workflow = r.workflow and d.version = r.version) end)
+    as current_steps,
   agg.attempts,
   coalesce(r.error, agg.last_error) as last_error,
   coalesce(r.failed_step, agg.last_error_step) as failed_step,

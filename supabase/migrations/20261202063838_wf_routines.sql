@@ -279,7 +279,7 @@ begin
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_cancelled', jsonb_build_object('reason', reason));
   -- its unfinished children were cancelled with the steps waiting for them (cancel_open_steps)
-  perform wf.notify_parent(run_id);
+  perform wf.run_ended(run_id);
   return true;
 end;
 $$;
@@ -383,6 +383,26 @@ end;
 $$;
 
 revoke all on function wf.check_backoff(jsonb, text, jsonb) from public;
+
+-- sql/functions/check_key_path.sql
+-- wf.check_key_path: a flow-control key (concurrency.key, debounce.key) is a dotted path into
+-- the run's input (`listing_id`, `record.table`). Raises 22023 naming the place.
+create or replace function wf.check_key_path(path jsonb, place text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if jsonb_typeof(path) is distinct from 'string'
+     or (path #>> '{}') !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,9}$' then
+    perform wf.raise_input_error(format('%s must be a dotted path into the input, like "listing_id" or "record.id", got %s',
+      place, coalesce(left(path::text, 80), 'nothing')));
+  end if;
+end;
+$$;
+
+revoke all on function wf.check_key_path(jsonb, text) from public;
 
 -- sql/functions/check_output_template.sql
 -- wf.check_output_template: a definition's output_template may only use {{ path }}
@@ -771,7 +791,7 @@ begin
     if found then
       insert into wf.events (run_id, step, attempt, kind, detail)
       values (p_run_id, null, null, 'run_completed', null);
-      perform wf.notify_parent(p_run_id);
+      perform wf.run_ended(p_run_id);
     end if;
   end if;
 end;
@@ -816,7 +836,7 @@ begin
   update wf.runs r set status = 'failed', finished_at = clock_timestamp() where r.id = p_run_id;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (p_run_id, null, null, 'run_compensated', null);
-  perform wf.notify_parent(p_run_id);
+  perform wf.run_ended(p_run_id);
 end;
 $$;
 
@@ -988,7 +1008,8 @@ begin
   left join queued q on q.run_id = an.run_id
   order by an.ord;
 
-  -- a run with nothing left to do completes, with its output; a child run's parent is told
+  -- a run with nothing left to do completes, with its output; a child run's parent is told, a
+  -- run waiting for its concurrency key starts
   with closed as (
     update wf.runs r
     set status = 'completed', finished_at = clock_timestamp(),
@@ -1002,14 +1023,16 @@ begin
       and not exists (select 1 from wf.steps s
                       where s.run_id = r.id
                         and s.status not in ('succeeded', 'failed', 'skipped', 'dead', 'cancelled'))
-    returning r.id, r.parent_run_id
+    returning r.id, r.parent_run_id, r.concurrency_limit
   ), logged as (
     insert into wf.events (run_id, step, attempt, kind, detail)
     select closed.id, null, null, 'run_completed', null from closed order by closed.id
   )
-  select array_agg(closed.id) filter (where closed.parent_run_id is not null) into v_children from closed;
+  select array_agg(closed.id order by closed.id)
+           filter (where closed.parent_run_id is not null or closed.concurrency_limit is not null)
+  into v_children from closed;
   if v_children is not null then
-    perform wf.notify_parent(c) from unnest(v_children) c;
+    perform wf.run_ended(c) from unnest(v_children) c;
   end if;
 
   -- answered items of map steps: the next items start, or their map steps end
@@ -1191,6 +1214,41 @@ as $$ select wf.set_active(workflow, false) $$;
 revoke all on function wf.deactivate(text) from public;
 grant execute on function wf.deactivate(text) to wf_admin;
 
+-- sql/functions/debounce_run.sql
+-- wf.debounce_run: an enqueue with the debounce key of a run that has not started yet: that
+-- run takes the new input and starts at the new time — its first messages are sent again with
+-- the new delay. Returns the run's id. Callers hold the debounce key's lock.
+create or replace function wf.debounce_run(p_run_id uuid, p_input jsonb, p_start timestamptz)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_step record;
+  v_queued jsonb;
+begin
+  perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
+  for v_step in
+    select s.name, s.msg_id, st.queue from wf.steps s join wf.stages st on st.name = s.function
+    where s.run_id = p_run_id and s.status = 'queued'
+  loop
+    perform pgmq.archive(v_step.queue, v_step.msg_id);
+    update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
+    where s.run_id = p_run_id and s.name = v_step.name;
+  end loop;
+  update wf.runs r set input = p_input, run_at = p_start where r.id = p_run_id;
+  -- a held run (its concurrency key is busy) stays held: it is queued when released
+  if not (select r.held from wf.runs r where r.id = p_run_id) then
+    v_queued := wf.advance(p_run_id);
+  end if;
+  insert into wf.events (run_id, step, attempt, kind, detail)
+  values (p_run_id, null, null, 'run_debounced', jsonb_strip_nulls(jsonb_build_object('run_at', p_start, 'queued', v_queued)));
+  return p_run_id;
+end;
+$$;
+
+revoke all on function wf.debounce_run(uuid, jsonb, timestamptz) from public;
+
 -- sql/functions/defer.sql
 -- wf.defer: a step's not_before (rendered by the worker at claim, plus offset_seconds) is
 -- still ahead: the claimed attempt is given back (the attempt count is as before the claim)
@@ -1347,7 +1405,9 @@ revoke all on function wf.disallow_sql_step(regprocedure) from public;
 grant execute on function wf.disallow_sql_step(regprocedure) to wf_admin;
 
 -- sql/functions/enqueue.sql
--- wf.enqueue: start a run of the workflow's current version
+-- wf.enqueue: start a run of the workflow's current version. With `debounce`, a run with the
+-- same key that has not started yet takes the new input instead (wf.debounce_run); with
+-- `concurrency`, a run whose key has reached its limit waits (held) until wf.release_key.
 create or replace function wf.enqueue(
   workflow text,
   input jsonb default '{}',
@@ -1368,6 +1428,9 @@ declare
   v_size int;
   v_max_bytes int := (select s.value::int from wf.settings s where s.key = 'max_input_bytes');
   v_schema_error text;
+  v_debounce_key text;
+  v_concurrency_key text;
+  v_start timestamptz;
 begin
   -- guard: arguments
   if workflow is null then
@@ -1396,7 +1459,8 @@ begin
 
   -- guard: a known, active workflow
   select w.name, w.current_version, w.active, d.input_vars, d.definition -> 'required_fields' as required,
-         d.definition -> 'input_schema' as input_schema
+         d.definition -> 'input_schema' as input_schema, d.definition -> 'concurrency' as concurrency,
+         d.definition -> 'debounce' as debounce
   into v_workflow
   from wf.workflows w join wf.definitions d on d.workflow = w.name and d.version = w.current_version
   where w.name = enqueue.workflow;
@@ -1428,11 +1492,34 @@ begin
       workflow, array_to_string(v_missing, ', ')));
   end if;
 
+  -- debounce: a run with the same key that has not started yet takes this input and starts
+  -- later; an idempotency key that found its run wins (that run is returned below, unchanged)
+  if v_workflow.debounce is not null
+     and (idempotency_key is null
+          or not exists (select 1 from wf.runs r where r.workflow = enqueue.workflow and r.idempotency_key = enqueue.idempotency_key)) then
+    v_debounce_key := coalesce((input #> string_to_array(v_workflow.debounce ->> 'key', '.'))::text, 'null');
+    v_start := greatest(coalesce(run_at, clock_timestamp()),
+                        clock_timestamp() + make_interval(secs => (v_workflow.debounce ->> 'seconds')::int));
+    perform pg_advisory_xact_lock(7003, hashtext(workflow || '/' || v_debounce_key));
+    select r.id into v_run_id from wf.runs r
+    where r.workflow = enqueue.workflow and r.debounce_key = v_debounce_key and r.status = 'scheduled'
+    order by r.created_at desc limit 1;
+    if found then
+      return wf.debounce_run(v_run_id, input, v_start);
+    end if;
+    run_at := v_start;
+  end if;
+
   v_run_id := wf.uuid7();
-  insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at)
+  if v_workflow.concurrency is not null then
+    v_concurrency_key := coalesce((input #> string_to_array(v_workflow.concurrency ->> 'key', '.'))::text, 'null');
+  end if;
+  insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at, debounce_key,
+                       concurrency_key, concurrency_limit)
   values (v_run_id, v_workflow.name, v_workflow.current_version,
           case when run_at > clock_timestamp() then 'scheduled' else 'pending' end,
-          input, idempotency_key, correlation_id, run_at)
+          input, idempotency_key, correlation_id, run_at, v_debounce_key,
+          v_concurrency_key, (v_workflow.concurrency ->> 'limit')::int)
   on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing;
 
   -- guard: the same idempotency key returns the run it started, if the input is the same
@@ -1452,6 +1539,23 @@ begin
   from wf.definition_steps d
   where d.workflow = v_workflow.name and d.version = v_workflow.current_version
     and d.compensates is null;  -- a compensation becomes a step only when its run fails
+  -- concurrency: with the key's limit reached the run waits, first in first out (wf.release_key)
+  if v_workflow.concurrency is not null then
+    perform pg_advisory_xact_lock(7002, hashtext(workflow || '/' || v_concurrency_key));
+    if (select count(*) from wf.runs r
+        where r.workflow = enqueue.workflow and r.concurrency_limit is not null
+          and r.concurrency_key = v_concurrency_key and r.id <> v_run_id and not r.held
+          and r.status not in ('completed', 'failed', 'cancelled', 'compensation_failed'))
+       >= (v_workflow.concurrency ->> 'limit')::int then
+      update wf.runs r set held = true where r.id = v_run_id;
+      insert into wf.events (run_id, step, attempt, kind, detail)
+      values (v_run_id, null, null, 'run_created',
+              jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
+                                                   'idempotency_key', idempotency_key,
+                                                   'held_by_key', v_concurrency_key)));
+      return v_run_id;
+    end if;
+  end if;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (v_run_id, null, null, 'run_created',
           jsonb_strip_nulls(jsonb_build_object('version', v_workflow.current_version, 'run_at', run_at,
@@ -1902,7 +2006,7 @@ begin
     if found then
       insert into wf.events (run_id, step, attempt, kind, detail)
       values (p_run_id, p_step, p_attempt, 'run_compensation_failed', jsonb_build_object('error', p_error));
-      perform wf.notify_parent(p_run_id);
+      perform wf.run_ended(p_run_id);
     end if;
     return;
   end if;
@@ -1916,7 +2020,7 @@ begin
     values (p_run_id, p_step, p_attempt, 'run_failed', jsonb_build_object('error', p_error));
     -- the succeeded steps' compensations run first (wf.start_compensations), then the run is failed
     if not wf.start_compensations(p_run_id) then
-      perform wf.notify_parent(p_run_id);
+      perform wf.run_ended(p_run_id);
     end if;
   end if;
   -- a dead item: its map step ends once its other items in flight have answered
@@ -2198,7 +2302,8 @@ begin
 
   for v_key in select jsonb_object_keys(definition) loop
     if v_key not in ('name', 'description', 'required_fields', 'max_retries', 'timeout_seconds',
-                     'visibility_timeout', 'backoff', 'steps', 'input_schema', 'output_template') then
+                     'visibility_timeout', 'backoff', 'steps', 'input_schema', 'output_template', 'concurrency',
+                     'debounce') then
       perform wf.raise_input_error(format('%s: unknown key "%s"', v_where, v_key));
     end if;
   end loop;
@@ -2216,6 +2321,27 @@ begin
        or exists (select 1 from jsonb_array_elements(definition -> 'required_fields') f where jsonb_typeof(f) <> 'string') then
       perform wf.raise_input_error(format('%s: required_fields must be an array of strings', v_where));
     end if;
+  end if;
+
+  -- flow control (DESIGN §11): a key is a dotted path into the input
+  if definition ? 'concurrency' then
+    if jsonb_typeof(definition -> 'concurrency') <> 'object'
+       or exists (select 1 from jsonb_object_keys(definition -> 'concurrency') k where k not in ('key', 'limit')) then
+      perform wf.raise_input_error(format('%s: concurrency must be an object like {"key": "listing_id", "limit": 1}', v_where));
+    end if;
+    perform wf.check_key_path(definition -> 'concurrency' -> 'key', v_where || ': concurrency.key');
+    perform wf.int_field(definition -> 'concurrency', 'limit', v_where || ': concurrency', 1, 10000, 1);
+  end if;
+  if definition ? 'debounce' then
+    if jsonb_typeof(definition -> 'debounce') <> 'object'
+       or exists (select 1 from jsonb_object_keys(definition -> 'debounce') k where k not in ('key', 'seconds')) then
+      perform wf.raise_input_error(format('%s: debounce must be an object like {"key": "listing_id", "seconds": 30}', v_where));
+    end if;
+    perform wf.check_key_path(definition -> 'debounce' -> 'key', v_where || ': debounce.key');
+    if (definition -> 'debounce' -> 'seconds') is null then
+      perform wf.raise_input_error(format('%s: debounce.seconds is required (1 to 86400)', v_where));
+    end if;
+    perform wf.int_field(definition -> 'debounce', 'seconds', v_where || ': debounce', 1, 86400, null);
   end if;
 
   if jsonb_typeof(definition -> 'output_template') is distinct from 'null' and definition ? 'output_template' then
@@ -2626,6 +2752,49 @@ $$;
 
 revoke all on function wf.raise_input_error(text) from public;
 
+-- sql/functions/release_key.sql
+-- wf.release_key: while fewer runs than the limit hold a workflow's concurrency key value, the
+-- oldest run waiting for it starts (first in first out): its steps are queued in this same
+-- transaction. A held run that was cancelled meanwhile is final and counts for nothing.
+create or replace function wf.release_key(p_workflow text, p_key text)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_active int;
+  v_limit int;
+  v_next record;
+  v_started int := 0;
+  v_queued jsonb;
+begin
+  perform pg_advisory_xact_lock(7002, hashtext(p_workflow || '/' || coalesce(p_key, '')));
+  loop
+    select count(*) filter (where not r.held), min(r.concurrency_limit) into v_active, v_limit
+    from wf.runs r
+    where r.workflow = p_workflow and r.concurrency_limit is not null and r.concurrency_key is not distinct from p_key
+      and r.status not in ('completed', 'failed', 'cancelled', 'compensation_failed');
+    exit when v_limit is null or v_active >= v_limit;
+    select r.id into v_next
+    from wf.runs r
+    where r.workflow = p_workflow and r.concurrency_limit is not null and r.concurrency_key is not distinct from p_key
+      and r.held and r.status not in ('completed', 'failed', 'cancelled', 'compensation_failed')
+    order by r.created_at, r.id
+    limit 1;
+    exit when not found;
+    perform pg_advisory_xact_lock(7001, hashtext(v_next.id::text));
+    update wf.runs r set held = false where r.id = v_next.id;
+    v_queued := wf.advance(v_next.id);
+    insert into wf.events (run_id, step, attempt, kind, detail)
+    values (v_next.id, null, null, 'run_released', jsonb_build_object('key', p_key, 'queued', v_queued));
+    v_started := v_started + 1;
+  end loop;
+  return v_started;
+end;
+$$;
+
+revoke all on function wf.release_key(text, text) from public;
+
 -- sql/functions/render_paths.sql
 -- wf.render_paths: render a template whose strings use only {{ path }} expressions (see
 -- wf.check_output_template) over a context, in SQL. A string that is exactly one
@@ -2716,7 +2885,7 @@ begin
     perform wf.raise_input_error('run_id must not be null');
   end if;
   perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status, r.started_at, r.run_at into v_run from wf.runs r where r.id = resume.run_id;
+  select r.status, r.started_at, r.run_at, r.held into v_run from wf.runs r where r.id = resume.run_id;
   if not found then
     raise exception 'unknown run %', run_id using errcode = 'P0002';
   end if;
@@ -2727,10 +2896,11 @@ begin
   set status = case when v_run.started_at is not null then 'running'
                     when v_run.run_at > clock_timestamp() then 'scheduled' else 'pending' end
   where r.id = resume.run_id;
-  v_queued := wf.advance(run_id);
+  -- guard: a run waiting for its concurrency key goes on waiting (wf.release_key starts it)
+  v_queued := case when v_run.held then '{}'::jsonb else wf.advance(run_id) end;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_resumed', jsonb_build_object('queued', v_queued));
-  if v_queued = '{}' then
+  if v_queued = '{}' and not v_run.held then
     perform wf.close_if_done(run_id);
   end if;
   return true;
@@ -2852,6 +3022,31 @@ $$;
 
 revoke all on function wf.retry(uuid) from public;
 grant execute on function wf.retry(uuid) to wf_admin;
+
+-- sql/functions/run_ended.sql
+-- wf.run_ended: a run became final (completed, failed, cancelled, compensation_failed): its
+-- parent step is told (wf.notify_parent), and a run waiting for its concurrency key may start
+-- (wf.release_key). Callers hold the run's lock.
+create or replace function wf.run_ended(p_run_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_run record;
+begin
+  select r.workflow, r.parent_run_id, r.concurrency_key, r.concurrency_limit into v_run
+  from wf.runs r where r.id = p_run_id;
+  if v_run.parent_run_id is not null then
+    perform wf.notify_parent(p_run_id);
+  end if;
+  if v_run.concurrency_limit is not null then
+    perform wf.release_key(v_run.workflow, v_run.concurrency_key);
+  end if;
+end;
+$$;
+
+revoke all on function wf.run_ended(uuid) from public;
 
 -- sql/functions/run_output.sql
 -- wf.run_output: a finished run's output — its definition's output_template rendered over
@@ -3791,7 +3986,11 @@ select
   r.version,
   r.status,
   format('%s/%s', agg.done, agg.total) as progress,
-  agg.current_steps,
+  coalesce(agg.current_steps,
+           case when r.held then (select format('waiting for concurrency key %s=%s', d.definition -> 'concurrency' ->> 'key',
+                                                r.concurrency_key)
+                                  from wf.definitions d where d.workflow = r.workflow and d.version = r.version) end)
+    as current_steps,
   agg.attempts,
   coalesce(r.error, agg.last_error) as last_error,
   coalesce(r.failed_step, agg.last_error_step) as failed_step,
@@ -4084,7 +4283,8 @@ insert into wf.migrations (version, name, checksum) values
   (12, '0012_pause.sql', 'ae5b6cf7dd874c75f2139d5d9f37c3fcc6606c495825e2c1dbe02800f42189a1'),
   (13, '0013_map.sql', '58daa5ba6823b28f92b86e051c5ad248e373039db719b846142f08d6668ef195'),
   (14, '0014_compensation.sql', '788c2740d809c03be520e35a043f74504a40ec600b61e5c12b77b5bc8ba60f82'),
-  (15, '0015_stage_limits.sql', '1b180cffe3271512b0e8c86b73dccca68e7c7cd5c3e0ac6d3345a1e60e5d1c39')
+  (15, '0015_stage_limits.sql', '1b180cffe3271512b0e8c86b73dccca68e7c7cd5c3e0ac6d3345a1e60e5d1c39'),
+  (16, '0016_concurrency_debounce.sql', '3f99c43d444e7f172c4633052c11887348eff8758e846bf260c77e256be9c791')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -4093,24 +4293,26 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/allow_sql_step.sql', 'function', 'e5a23a44c96b13ffa0499290b730be97db65e91383cc2d26c6af9350971b7d00'),
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
-  ('functions/cancel.sql', 'function', '28da8e1e8862d393704b789840931c6964f6cfd4a0200b08c2cf603c5e725cc8'),
+  ('functions/cancel.sql', 'function', '9d1380857232f2ae6d7550a0074f75fcbabb1c315e98cea04ef5eff1c12e5ed5'),
   ('functions/cancel_open_steps.sql', 'function', 'bf0eeb475ac94a8965cd5145e0c26fde93ccd60df34e6d8150732220b7237996'),
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
+  ('functions/check_key_path.sql', 'function', '1ebd3d1c1f67057ca2d2af41b7b1dd711dac7696f5da20ff6ac084e8c4c5491f'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
   ('functions/claim.sql', 'function', 'd093f85a7aa8ba0a8f99b6cff467802e1cefde5381576e8e0c19ab3e695c3772'),
-  ('functions/close_if_done.sql', 'function', '5204f6cfd9c4255d61da2cccf5a553d25b9aab919c7b2dde418dce65fda11347'),
-  ('functions/compensate_progress.sql', 'function', '373963586253f2c6658344eefc358f3b9b8130288bede5a55077ef09db0e2df9'),
+  ('functions/close_if_done.sql', 'function', '7578ded52a2c15aeecb4992ac6eb4533a4fd09429c490b993f38a317b4dd4448'),
+  ('functions/compensate_progress.sql', 'function', '7d2598159105bb9dba1f8f01f21494ea9bc05f7d8424a7f1fe6a5557afb9cddf'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
-  ('functions/complete_batch.sql', 'function', '19d15ebc55b7e375d445582a553616ee9f8977110f000b284ddaa32ab0681d41'),
+  ('functions/complete_batch.sql', 'function', 'b045e1636dfb034bea94736ddd8e933c925f3c5f8b7946acfeeabebd09ef7553'),
   ('functions/complete_sql.sql', 'function', '7e40699fff9a1ca897d8b8468799d94e53c79192ebc665ffecde09d6fc697351'),
   ('functions/configure_stage.sql', 'function', 'd94bfe6d0682a0f46aab2a8e6841bd0249b065e1f3636ccab437b84ffed37551'),
   ('functions/current_attempt.sql', 'function', 'e203be3682501c61d91d419e90b70a13df9af40838a819719863c739dfde8c41'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
+  ('functions/debounce_run.sql', 'function', '57b59d3640ec6dcb5387c3854982163edcafe48953fd41a195136fff1c32a51b'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
   ('functions/define.sql', 'function', 'd1eced28fc238fc83f61650d0b7aab7512b56281429d06ba2b0ff7b0a61947ec'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
-  ('functions/enqueue.sql', 'function', '413360536f3468229a95eb7fdffa02716a20f80ea9a77049665df4d04af56fd1'),
+  ('functions/enqueue.sql', 'function', '035acaa65a3bc76b593007f6907edfbf90721de5b3ce186438273f7a6b8812fe'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
   ('functions/expand_map.sql', 'function', 'eee394380ef23fac762fa764c1f2f6e981a4e9019a6f74426b1be5a95ca91080'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
@@ -4121,11 +4323,11 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
   ('functions/hold_stage_room.sql', 'function', '105d5e7cdfe62872e89c62b546ce0416518c3829dcfdbbf0a16af16a6e69702b'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
-  ('functions/kill_step.sql', 'function', '22d22189a5717b7f6141f0a5ff8d221e584f8d9bea08b7b194bead1ef67aa267'),
+  ('functions/kill_step.sql', 'function', 'c4a156eeae70a7b8ee4c2b376bb91144cd33f902b0f60d99c8cf4145115204c6'),
   ('functions/map_progress.sql', 'function', '5f2e6d24eac4663298df94e71e767b581bb2618ea5f52d0420a630aed4e29524'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
   ('functions/normalize_compensation.sql', 'function', '9e0080e8b9b3d128fde534ef2cac89821043439ab518a231ec5e94bc1cfed120'),
-  ('functions/normalize_definition.sql', 'function', 'e37e8509c6245dd943d21de96c5e5ce113618c1b9573d12364a1361a7d5be593'),
+  ('functions/normalize_definition.sql', 'function', '82eb52e91d8bac5dededda2df5d833536e622b23722187b0e3d04cb92d8582a0'),
   ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
   ('functions/pause.sql', 'function', '161a79470342148139c98c5bab6527c00f83c75604cc59c7bb050f7ca5d8b04f'),
@@ -4133,11 +4335,13 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/queue_metrics.sql', 'function', '6151c0cc54e7ca15594c5c39bf70564db06e52dbbb5fa163564a4e0b1a2378b8'),
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
   ('functions/raise_input_error.sql', 'function', '458ba6f6cb49314072a126271466754cfd8fedb7da630c5a3cd6f651aab4d5be'),
+  ('functions/release_key.sql', 'function', '18e0ff209116927f483da2b0b8a0b0c6a6bc2735f736b36836068efc1abb4b89'),
   ('functions/render_paths.sql', 'function', '562d7a6a3a907c57069b299dffa97164f0ad918274e77bb4023feb1547c71f40'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
-  ('functions/resume.sql', 'function', '939e3721dc66ad0c3383e4af02cf37594dd56625acd1ab240b0a69ddd8ed38fb'),
+  ('functions/resume.sql', 'function', 'ebaafd2fe2aa7ac6a0a6e4e163dcfee6872c82a7616175c77616c2784bcdd523'),
   ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
   ('functions/retry.sql', 'function', 'f7cade6cb4686ad3a7b0badac8f8d225ddbc68176243f5de85592555d6e02a60'),
+  ('functions/run_ended.sql', 'function', 'b0d14450f60b62d4ce74cd0e377e02559667b3aa1ff0cc5c8d465e5cdbbc9270'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
   ('functions/schedule.sql', 'function', 'e3767e51db944a60a4fd77f945fda623184da4e3ee86fc35080e97d5d5927e55'),
@@ -4161,10 +4365,10 @@ insert into wf.routines (path, kind, checksum) values
   ('views/failures.sql', 'view', 'd5a8f66ed99ea1e3c80fbd3ef3c4e6a44477488eaa895fb4087f23df3acc8de5'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
-  ('views/runs_overview.sql', 'view', 'ab4572655ccfab89387b678800e225c505fed2f2234c3c8da7deae28cecd4468'),
+  ('views/runs_overview.sql', 'view', 'b78132f4db66de132a2107abcea76de9b7043e476f818853752c8d80550901f1'),
   ('views/stage_health.sql', 'view', '6e61eae6abe18f96db95b055dce06f1a0b4e91d8bdd40772c137b00b49265e72'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
   ('views/workflow_stats.sql', 'view', '58972bfedeb4649558ef092f5b3c95c972da1200c5c84ce3fcd2496933b531a6')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
