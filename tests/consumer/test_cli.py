@@ -60,7 +60,7 @@ def unreachable() -> str:
 # ---- help and options ------------------------------------------------------------------------------------
 
 COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "signal", "pause", "resume",
-            "stage pause", "stage resume", "worker"]
+            "stage pause", "stage resume", "stage configure", "worker"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -388,6 +388,15 @@ def test_pause_and_resume_a_run(db, conn):
     assert ok(wf("resume", run_id, dsn=db)).strip() == f"run {run_id} resumed (pending)"
     bad_input(wf("resume", run_id, dsn=db), "not paused")
     bad_input(wf("pause", str(uuid.uuid4()), dsn=db), "unknown run")
+
+
+def test_stage_configure_sets_and_clears_the_limits(db, conn):
+    define(conn, chain("two", n=2))
+    out = ok(wf("stage", "configure", "echo", "--max-concurrency", "4", "--rate", "2.5", dsn=db)).strip()
+    assert out == "stage echo: max_concurrency=4, rate_per_second=2.5, burst=3"
+    assert ok(wf("stage", "configure", "echo", dsn=db)).strip() == "stage echo: no limits"
+    bad_input(wf("stage", "configure", "echo", "--rate", "-1", dsn=db), "rate_per_second must be more than 0")
+    bad_input(wf("stage", "configure", "nope", "--max-concurrency", "1", dsn=db), "unknown stage nope")
 
 
 def test_stage_pause_and_resume(db, conn):
