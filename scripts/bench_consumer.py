@@ -12,7 +12,9 @@ Phases, all against the same PostgreSQL and the same Deno no-op function:
      Deno gateway and PostgreSQL (psutil, process trees) per step; the worker's
      wf_worker_stall_seconds_total (slot-seconds free while a stage had messages ready) and
      wf_worker_idle_slot_seconds_total from its /metrics;
-2. map: one step over 100 items (for_each), alternating with plain-step rounds at the same
+2. flow control used but not binding (a concurrency key per run, limit 1, all keys distinct;
+   stage limits far above the load), alternating with plain rounds: steps/s ratios;
+   map: one step over 100 items (for_each), alternating with plain-step rounds at the same
    concurrency (`--other-rounds` pairs): items/s against steps/s in the same run;
 3. idle latency: single runs enqueued one at a time with the worker idle (LISTEN);
    enqueue → first call answered, and enqueue → run finished;
@@ -222,10 +224,10 @@ async def wait_finished(conn: asyncpg.Connection, workflow: str, created: dateti
 
 
 async def throughput(dsn: str, url: str, token: str, runs: int, concurrency: int, tag: str,
-                     procs: dict[str, int]) -> Measure:
+                     procs: dict[str, int], extra: dict[str, Any] | None = None) -> Measure:
     workflow = f"bench-{tag}"
     conn = await db.connect(dsn)
-    await conn.fetchval("select wf.define($1::jsonb)", {"name": workflow, "steps": [
+    await conn.fetchval("select wf.define($1::jsonb)", {"name": workflow, **(extra or {}), "steps": [
         {"name": f"s{i}", "function": "noop", "action": "go", "payload_template": {"run": "{{ n }}", "i": i}}
         for i in range(STEPS)]})
     # checkpoint first: rows written after it cost page-init records, not full-page images,
@@ -419,6 +421,30 @@ async def main() -> None:
     print(f"stall_ms below: the worker's slot-time free while a stage had messages ready, in ms per 1,000 steps "
           f"(c{args.concurrency} N={args.runs:,}, median); cpu_ms/step: worker + Deno gateway + PostgreSQL "
           f"CPU time over the same window, per step", flush=True)
+
+    # flow control when it is used but not binding: a concurrency key per run (limit 1, every key
+    # distinct), and a stage rate limit far above the load, alternating with plain rounds
+    flow: dict[str, list[float]] = {"plain": [], "keyed": [], "rate_limited": []}
+    for i in range(args.other_rounds):
+        flow["plain"].append((await throughput(args.dsn, url, token, args.runs, args.concurrency, f"fp{i}",
+                                               procs)).rate)
+        flow["keyed"].append((await throughput(args.dsn, url, token, args.runs, args.concurrency, f"fk{i}", procs,
+                                               {"concurrency": {"key": "n", "limit": 1}})).rate)
+        conn = await db.connect(args.dsn)
+        await conn.execute("select wf.configure_stage('noop', max_concurrency => 10000, "
+                           "rate_per_second => 100000, burst => 100000)")
+        try:
+            flow["rate_limited"].append((await throughput(args.dsn, url, token, args.runs, args.concurrency,
+                                                          f"fr{i}", procs)).rate)
+        finally:
+            await conn.execute("select wf.configure_stage('noop')")
+            await conn.close()
+        print(f"round {i + 1} flow control: plain {flow['plain'][-1]:,.0f}, concurrency key per run "
+              f"{flow['keyed'][-1]:,.0f}, stage limits far above the load {flow['rate_limited'][-1]:,.0f} steps/s",
+              flush=True)
+    plain = statistics.median(flow["plain"])
+    print(f"flow control: concurrency key {statistics.median(flow['keyed']) / plain:.2f}, stage limits "
+          f"{statistics.median(flow['rate_limited']) / plain:.2f} of the plain rate ({plain:,.0f} steps/s)", flush=True)
 
     # the map round, alternating with plain steps at the same concurrency: items/s against steps/s
     map_rates: list[float] = []
