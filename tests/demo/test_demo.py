@@ -2,10 +2,12 @@
 wf.run_tree, a run waits for a signal and completes after wf signal, a reminder waits for its not_before,
 the failing run lands in the DLQ and completes after wf retry, a run whose stage is paused waits for it and
 completes after wf stage resume without a failed attempt, a declined booking is undone by its compensations
-(release, then refund), the views are shown."""
+(release, then refund), a burst of 20 edits to one listing becomes one sync with the last edit (debounce) and
+a second sync of a record waits for the first (a concurrency key), the views are shown."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -51,7 +53,7 @@ def test_demo_shows_a_failed_run_in_the_dlq_then_completes_it_after_wf_retry(dem
 
 
 def test_demo_pauses_the_bubble_sync_stage_and_the_run_completes_after_resume_without_a_failed_attempt(demo_output):
-    paused = part(demo_output, "pausing a stage", "scheduling")
+    paused = part(demo_output, "pausing a stage", "a saga")
     before, after = paused.split("stage bubble-sync resumed")
     assert "stage bubble-sync paused" in before
     # the rest of the run went on; its sync waits in the paused stage's queue
@@ -64,7 +66,7 @@ def test_demo_pauses_the_bubble_sync_stage_and_the_run_completes_after_resume_wi
 
 
 def test_demo_shows_a_declined_booking_undone_by_its_compensations_last_one_first(demo_output):
-    saga = part(demo_output, "a saga", "scheduling")
+    saga = part(demo_output, "a saga", "debounce")
     assert re.search(r"run [0-9a-f-]{36}  booking-payment v1  failed  3/4", saga), saga
     assert "last error (confirm): HTTP 400: declined: the host declined the booking" in saga
     calls = re.findall(r"^\s+(\w+(?::compensate)?)\s+([a-z-]+\.[a-z_]+)\s+\{", saga, re.M)
@@ -74,6 +76,27 @@ def test_demo_shows_a_declined_booking_undone_by_its_compensations_last_one_firs
     [charged] = re.findall(r'"charge_id": "(ch_[0-9a-f]{16})"', saga)
     [refunded] = re.findall(r'"chargeId": "(ch_[0-9a-f]{16})"', saga)
     assert refunded == charged
+
+
+def test_demo_shows_a_burst_of_20_edits_to_one_listing_become_one_sync_with_the_last_edit(demo_output):
+    burst = part(demo_output, "debounce", "a concurrency key")
+    assert re.search(r"^\s+20 enqueues returned 1 run id: [0-9a-f-]{36}$", burst, re.M), burst
+    assert "19 run_debounced events" in burst
+    assert re.search(r"external-sync\s+completed\s+2/2", burst)
+    syncs = re.findall(r"^\s+sync\s+bubble-sync\.sync_single\s+(\{.*\})$", burst, re.M)
+    assert len(syncs) == 1, burst
+    assert json.loads(syncs[0]) == {"table": "listing", "recordId": "l-77", "operation": "UPDATE",
+                                    "fields": {"edit": 20}}
+
+
+def test_demo_shows_a_second_sync_of_a_record_waiting_for_the_first_by_its_concurrency_key(demo_output):
+    keyed = part(demo_output, "a concurrency key", "scheduling")
+    before, after = keyed.split("stage analytics resumed")
+    assert "stage analytics paused" in before
+    assert re.search(r"run [0-9a-f-]{36}  external-sync v1  scheduled  0/2", before), before
+    assert 'now: waiting for concurrency key record_id="l-78"' in before
+    assert len(re.findall(r"external-sync\s+completed\s+2/2", after)) == 2, after
+    assert "the second started after the first had ended" in after
 
 
 def test_demo_shows_the_child_run_of_user_signup_in_wf_run_tree(demo_output):

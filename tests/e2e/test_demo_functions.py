@@ -7,7 +7,9 @@ runs to completion under the real `wf worker --once`, with one demo.outbox row p
 step's row written by the function, a sql step's by demo.set_proposal_status (supabase/demo.sql), a
 workflow step's in its child run; a wait_for step records nothing (the test sends its signal). A run that
 fails is undone by its steps' compensations (`<step>:compensate`), real calls recorded the same way:
-booking-payment releases the dates, then refunds the charge, when the host declines."""
+booking-payment releases the dates, then refunds the charge, when the host declines. external-sync has a
+concurrency key and debounce per record: a burst of edits becomes one sync carrying the last edit, a second
+sync of a record waits for the first (a debounced run is started by back-dating its start, never by waiting)."""
 
 from __future__ import annotations
 
@@ -525,7 +527,21 @@ def drain(dsn: str, gw: Gateway, conn: psycopg.Connection, run_id: str, rounds: 
 
 
 def start(conn: psycopg.Connection, workflow: str, input: dict[str, Any]) -> str:
-    return enqueue(conn, workflow, input, correlation_id=f"test-{workflow}")
+    """Start a run; a debounced one (external-sync) as if its debounce were over, so it runs now."""
+    run_id = enqueue(conn, workflow, input, correlation_id=f"test-{workflow}")
+    if "debounce" in TEMPLATES[workflow]:
+        debounce_over(conn, run_id)
+    return run_id
+
+
+def debounce_over(conn: psycopg.Connection, run_id: str) -> None:
+    """Time passes until a debounced run's start (`seconds` after its last enqueue): its run_at is back-dated
+    and its first messages, sent with that delay, become visible now."""
+    conn.execute("update wf.runs set run_at = now() - interval '1 second' where id = %s and run_at > now()",
+                 (run_id,))
+    for step in conn.execute("select function, msg_id from wf.steps where run_id = %s and status = 'queued'",
+                             (run_id,)).fetchall():
+        make_visible(conn, step["function"], step["msg_id"])
 
 
 def signal(conn: psycopg.Connection, run_id: str, name: str, payload: dict[str, Any]) -> None:
@@ -977,6 +993,65 @@ def test_a_rejected_bubble_key_fails_the_signup_sync_child_and_wf_retry_of_the_s
         "select * from wf.run_tree(%s)", (run_id,)).fetchall()] == [
         ("user-signup", 0, "completed"), ("signup-sync", 1, "failed"), ("signup-sync", 1, "completed")]
     assert_one_outbox_row_per_step_call(dconn, run_id, {s["name"] for s in TEMPLATES["user-signup"]["steps"]})
+
+
+def sync_input(record_id: str, edit: int) -> dict[str, Any]:
+    return {"table": "listing", "record_id": record_id, "fields": {"edit": edit}}
+
+
+def test_a_burst_of_edits_to_one_listing_becomes_one_sync_carrying_the_last_edit(demo_gateway, demo_db, dconn):
+    """external-sync's debounce (the demo's burst): 20 enqueues for one record before its run starts return
+    that run, each replacing its input; nothing is called before the debounce is over; then one sync."""
+    ids = [enqueue(dconn, "external-sync", sync_input("l-80", i), correlation_id="test-burst") for i in range(1, 21)]
+    [run_id] = set(ids)
+    assert run_status(dconn, run_id)["status"] == "scheduled"
+    once(demo_db, demo_gateway)  # the debounce is not over: nothing is due
+    assert outbox(dconn, run_id=run_id) == []
+    debounce_over(dconn, run_id)
+    drain(demo_db, demo_gateway, dconn, run_id)
+    assert run_status(dconn, run_id)["status"] == "completed"
+    rows = assert_one_outbox_row_per_step_call(dconn, run_id, {"sync", "track"})
+    [sync] = [r for r in rows if r["step"] == "sync"]
+    assert sync["payload"] == {"table": "listing", "recordId": "l-80", "operation": "UPDATE", "fields": {"edit": 20}}
+    kinds = Counter(r["kind"] for r in dconn.execute("select kind from wf.events where run_id = %s", (run_id,)))
+    assert kinds["run_debounced"] == 19
+
+
+@pytest.fixture
+def analytics_paused(demo_db: str) -> Iterator[None]:
+    """`wf stage pause analytics` for the test (resumed afterwards, whatever happens)."""
+    paused = wf_cli("stage", "pause", "analytics", dsn=demo_db)
+    assert paused.returncode == 0, paused.stderr
+    try:
+        yield
+    finally:
+        wf_cli("stage", "resume", "analytics", dsn=demo_db)
+
+
+def test_a_second_sync_of_a_record_waits_for_the_first_to_end(demo_gateway, demo_db, dconn, analytics_paused):
+    """external-sync's concurrency key (the demo's l-78): while a sync of the record is in flight (its track
+    step waits in the paused analytics stage) a second one is held; it starts when the first ends."""
+    first = start(dconn, "external-sync", sync_input("l-81", 1))
+    drain(demo_db, demo_gateway, dconn, first)
+    assert run_status(dconn, first)["current_steps"] == "track (queued)"
+    second = start(dconn, "external-sync", sync_input("l-81", 2))
+    assert second != first  # the first has started: no debounce into it
+    assert run_status(dconn, second)["current_steps"] == 'waiting for concurrency key record_id="l-81"'
+    once(demo_db, demo_gateway)
+    assert outbox(dconn, run_id=second) == []
+
+    resumed = wf_cli("stage", "resume", "analytics", dsn=demo_db)
+    assert resumed.returncode == 0, resumed.stderr
+    drain(demo_db, demo_gateway, dconn, first)
+    assert run_status(dconn, first)["status"] == "completed"
+    drain(demo_db, demo_gateway, dconn, second)  # queued by the transaction that ended the first
+    assert run_status(dconn, second)["status"] == "completed"
+    times = dconn.execute("select f.finished_at, s.started_at from wf.runs f, wf.runs s where f.id = %s and s.id = %s",
+                          (first, second)).fetchone()
+    assert times["started_at"] >= times["finished_at"]
+    for run_id, edit in ((first, 1), (second, 2)):
+        rows = assert_one_outbox_row_per_step_call(dconn, run_id, {"sync", "track"})
+        assert [r["payload"]["fields"] for r in rows if r["step"] == "sync"] == [{"edit": edit}]
 
 
 def test_a_lost_answer_is_replayed_from_the_outbox_when_the_worker_retries(demo_gateway, demo_db, dconn):

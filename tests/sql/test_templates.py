@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from wfsql import REPO, define
+from wfsql import REPO, define, enqueue, messages
 
 TEMPLATES = sorted((REPO / "templates").rglob("*.json"))
 USE_CASE_STEPS = {
@@ -109,6 +109,7 @@ def test_listing_published_distributes_to_each_channel_with_for_each(demo_conn):
     assert "channels" not in row["input_vars"]
     assert "listing_id" in row["input_vars"]
 
+
 def test_patterns_cover_delay_fan_in_when_retry_delays_and_compensate():
     patterns = [load(p) for p in (REPO / "templates/patterns").glob("*.json")]
     steps = [s for d in patterns for s in d["steps"]]
@@ -141,3 +142,34 @@ def test_booking_payment_refunds_the_charge_and_releases_the_dates_with_compensa
                                                  ("reserve:compensate", "proposal", "release", "reserve")]
     [row] = demo_conn.execute("select input_vars from wf.definitions where workflow = 'booking-payment'").fetchall()
     assert "fail_confirmation" not in row["input_vars"]
+
+
+def test_external_sync_syncs_one_record_at_a_time_and_a_burst_of_edits_once_with_the_last_one(demo_conn):
+    """The flow-control pattern (README, "Flow control"), as scripts/demo shows it: a concurrency key and
+    debounce on the record's id, the debounce short enough for the demo to wait; the sync carries the
+    edit's fields (none for the nightly schedule's input)."""
+    path = REPO / "templates/patterns/retry-delays.json"
+    definition = load(path)
+    assert definition["name"] == "external-sync"
+    assert definition["concurrency"] == {"key": "record_id", "limit": 1}
+    assert definition["debounce"]["key"] == "record_id"
+    assert 1 <= definition["debounce"]["seconds"] <= 5
+    [sync] = [s for s in definition["steps"] if s["function"] == "bubble-sync"]
+    assert sync["payload_template"]["fields"] == "{{ fields | default({}) }}"
+    define_with_children(demo_conn, path)
+    [row] = demo_conn.execute("select definition, input_vars from wf.definitions where workflow = 'external-sync'"
+                              ).fetchall()
+    assert row["definition"]["concurrency"] == {"key": "record_id", "limit": 1}
+    assert row["definition"]["debounce"] == definition["debounce"]
+    assert "fields" not in row["input_vars"]
+
+    # 20 edits to one listing: one run, with the last edit's input, its sync not due before the debounce
+    burst = {enqueue(demo_conn, "external-sync", {"table": "listing", "record_id": "l-77", "fields": {"edit": i}})
+             for i in range(1, 21)}
+    [run_id] = burst
+    run = demo_conn.execute("select status, input from wf.runs where id = %s", (run_id,)).fetchone()
+    assert run == {"status": "scheduled", "input": {"table": "listing", "record_id": "l-77", "fields": {"edit": 20}}}
+    [queued] = [m for m in messages(demo_conn, "bubble-sync") if m["message"]["run_id"] == run_id]
+    assert 0 < queued["wait"] <= definition["debounce"]["seconds"]
+    # another record is another run
+    assert enqueue(demo_conn, "external-sync", {"table": "listing", "record_id": "l-1"}) != run_id
