@@ -226,7 +226,8 @@ class Worker:
                     if stage.name in wakeups.ready and not self._stopping.is_set():
                         claimed += await self._claim(stage)
                 failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # containment: a claim that fails in any way never ends the worker
+                # (after a database restart asyncpg can also raise InternalClientError, no InterfaceError)
                 failures += 1
                 delay = min(0.5 * 2 ** (failures - 1), 10)
                 log("claim_failed", level="warning", error=f"{type(exc).__name__}: {exc}", retry_in=delay)

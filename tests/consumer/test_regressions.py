@@ -238,3 +238,32 @@ async def test_bug_a_finished_step_woke_the_dispatcher_before_its_slot_was_free(
     worker._wakeups.wake.clear()
     await worker._wakeups.wake.wait()  # resumes exactly as the dispatcher does when the step ends
     assert worker._free(stage) == 1
+
+
+async def test_bug_an_unexpected_client_error_from_a_claim_ended_the_worker():
+    # after a PostgreSQL restart asyncpg raised InternalClientError ("cannot switch to state 12;
+    # another operation is in progress"), which is neither an InterfaceError nor a PostgresError:
+    # the dispatcher let it through and the worker exited with 1
+    from asyncpg.exceptions._base import InternalClientError
+    from wf.wakeups import Stage
+    from wf.worker import Worker, WorkerConfig
+
+    worker = Worker(WorkerConfig(dsn="postgresql://unused", functions_url="http://unused", concurrency=1,
+                                 claim_ahead=0, poll_interval=0.05))
+    worker._wakeups.stages["echo"] = Stage("echo", "wf_echo", None)
+    worker._wakeups.ready.add("echo")
+    calls = 0
+
+    class Pool:
+        async def fetch(self, _query: str, *_args: object) -> list[dict]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+            worker._stopping.set()  # the second claim got through: stop the loop
+            return []
+
+    worker._pool = Pool()
+    worker._sleep = lambda _seconds: asyncio.sleep(0)  # type: ignore[method-assign]
+    await asyncio.wait_for(worker._dispatch(), 5)
+    assert calls == 2
