@@ -3,7 +3,8 @@ wf.run_tree, a run waits for a signal and completes after wf signal, a reminder 
 the failing run lands in the DLQ and completes after wf retry, a run whose stage is paused waits for it and
 completes after wf stage resume without a failed attempt, a declined booking is undone by its compensations
 (release, then refund), a burst of 20 edits to one listing becomes one sync with the last edit (debounce) and
-a second sync of a record waits for the first (a concurrency key), the views are shown."""
+a second sync of a record waits for the first (a concurrency key), a run with priority 10 overtakes a backlog
+of 30 ordinary runs waiting in a paused stage, the views are shown."""
 
 from __future__ import annotations
 
@@ -97,6 +98,20 @@ def test_demo_shows_a_second_sync_of_a_record_waiting_for_the_first_by_its_concu
     assert 'now: waiting for concurrency key record_id="l-78"' in before
     assert len(re.findall(r"external-sync\s+completed\s+2/2", after)) == 2, after
     assert "the second started after the first had ended" in after
+
+
+def test_demo_shows_a_priority_run_overtaking_a_backlog_of_30_in_a_paused_stage(demo_output):
+    priorities = part(demo_output, "priorities", "scheduling")
+    before, after = priorities.split("stage messages resumed")
+    assert "stage messages paused" in before
+    assert "stage messages: max_concurrency=1" in before
+    # 30 ordinary first steps in the stage's queue and the priority run's in its high band
+    assert re.search(r"^\s+messages \| t\s+\|\s+31$", before, re.M), before
+    assert "stage messages: no limits" in after
+    assert re.search(r"^\s+proposal-created\s+completed\s+2/2\b", after, re.M), after
+    # the priority run's call came first, then the backlog's in the order they were queued
+    assert "create_thread calls, in order (demo.outbox): p-vip p-301 p-302 p-303 … p-330 (31 calls)" in after, after
+    assert "the priority run ended at place 1 of the 31, the backlog's first run at place 2" in after, after
 
 
 def test_demo_shows_the_child_run_of_user_signup_in_wf_run_tree(demo_output):
