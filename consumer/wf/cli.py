@@ -216,15 +216,17 @@ def _parse_input(value: str) -> dict[str, Any]:
 @click.option("--at", "run_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
               envvar="WF_RUN_AT", show_envvar=True, help="Start at this ISO time (UTC when no offset).")
 @click.option("--correlation-id", envvar="WF_CORRELATION_ID", show_envvar=True, help="Correlation id.")
+@click.option("--priority", type=click.IntRange(-100, 100), default=0, show_default=True, envvar="WF_PRIORITY",
+              show_envvar=True, help="Steps of higher-priority runs are claimed first (bands: > 0, 0, < 0).")
 def enqueue(dsn: str, workflow: str, input_: str, key: str | None, run_at: datetime | None,
-            correlation_id: str | None) -> None:
+            correlation_id: str | None, priority: int) -> None:
     """Start a run of WORKFLOW; prints the run id."""
     payload = _parse_input(input_)
     if run_at is not None and run_at.tzinfo is None:
         from datetime import UTC
 
         run_at = run_at.replace(tzinfo=UTC)
-    rows = _run(_fetch(dsn, queries.ENQUEUE, workflow, payload, key, run_at, correlation_id))
+    rows = _run(_fetch(dsn, queries.ENQUEUE, workflow, payload, key, run_at, correlation_id, priority))
     click.echo(str(rows[0]["id"]))
 
 

@@ -48,7 +48,7 @@ COMPLETE_SQL = "select wf.complete_sql($1, $2, $3, $4)"
 # store definition $1 (validated again in SQL); returns its version
 DEFINE = "select wf.define($1::jsonb)"
 # start workflow $1 with input $2, idempotency key $3, run_at $4, correlation id $5; returns the run id
-ENQUEUE = "select wf.enqueue($1, $2::jsonb, $3, $4, $5) as id"
+ENQUEUE = "select wf.enqueue($1, $2::jsonb, $3, $4, $5, $6) as id"
 # the newest $1 runs
 RUNS_OVERVIEW = "select * from wf.runs_overview limit $1"
 # one run's overview row

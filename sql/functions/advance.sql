@@ -14,7 +14,8 @@ declare
   v_queued jsonb := '{}'::jsonb;
 begin
   for v_step in
-    select s.name, st.queue, d.delay_seconds, r.run_at
+    select s.name, st.queue as stage_queue, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue,
+           d.delay_seconds, r.run_at
     from wf.steps s
     join wf.runs r on r.id = s.run_id
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
@@ -32,7 +33,7 @@ begin
     select pgmq.send(v_step.queue, jsonb_build_object('run_id', p_run_id, 'step', v_step.name), v_delay) into v_msg_id;
     -- every send wakes the stage's consumers (README, "Concepts"), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
-    perform pg_notify('wf', v_step.queue);
+    perform pg_notify('wf', v_step.stage_queue);
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;

@@ -20,10 +20,11 @@ declare
   v_batch record;
 begin
   for v_batch in
-    select x.queue, x.delay, array_agg(x.run_id order by x.run_id, x.position) as run_ids,
+    select x.queue, x.stage_queue, x.delay, array_agg(x.run_id order by x.run_id, x.position) as run_ids,
            array_agg(x.name order by x.run_id, x.position) as names
     from (
-      select s.run_id, s.name, st.queue, d.position,
+      select s.run_id, s.name, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue,
+             st.queue as stage_queue, d.position,
              greatest(d.delay_seconds, coalesce(ceil(extract(epoch from r.run_at - clock_timestamp()))::int, 0)) as delay
       from unnest(p_run_ids) as u(run_id)
       join wf.runs r on r.id = u.run_id
@@ -36,11 +37,11 @@ begin
           where dep.run_id = s.run_id and dep.name = any (d.depends_on)
             and dep.status not in ('succeeded', 'failed', 'skipped'))
     ) x
-    group by x.queue, x.delay
+    group by x.queue, x.stage_queue, x.delay
   loop
     -- every send wakes the stage's consumers (README, "Concepts"), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
-    perform pg_notify('wf', v_batch.queue);
+    perform pg_notify('wf', v_batch.stage_queue);
     -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th
     -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (tests/sql/test_lint.py).
     return query

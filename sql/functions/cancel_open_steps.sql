@@ -12,8 +12,8 @@ declare
   v_count int := 0;
 begin
   for v_step in
-    select s.name, s.attempt, s.status, s.msg_id, s.child_run_id, st.queue
-    from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.attempt, s.status, s.msg_id, s.child_run_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = p_run_id
       and (s.status in ('waiting', 'queued', 'retrying')
            or (s.status = 'running' and (p_running or s.lease_until is null)))

@@ -31,41 +31,55 @@ as $$
 declare
   v_queue text;
   v_msg_ids bigint[];
-  v_read_cts int[];
-  v_vts timestamptz[];
-  v_messages jsonb[];
-  v_started bigint[];
+  v_read_cts int[] := '{}'::int[];
+  v_vts timestamptz[] := '{}'::timestamptz[];
+  v_messages jsonb[] := '{}'::jsonb[];
+  v_started bigint[];  -- ordinals in the batch: msg ids repeat across a stage's priority bands
   v_msg record;
   v_row record;
   v_run_id uuid;
   v_qty int;
   v_limited boolean;
+  v_stage record;
+  v_msg_queues text[] := '{}'::text[];
 begin
   if qty is null or qty not between 1 and 1000 then
     perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
   end if;
+  select st.queue, st.queue_hi, st.queue_lo, st.visibility_timeout, st.paused,
+         st.max_concurrency is not null or st.rate_per_second is not null as limited
+  into v_stage
+  from wf.stages st where st.name = claim.stage;
+  if not found then
+    raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
+  end if;
+  -- guard: a paused stage's messages wait untouched
+  if v_stage.paused then
+    return;
+  end if;
   v_qty := qty;
   -- a stage with limits across workers (wf.configure_stage): only as many as it has room for
-  select st.max_concurrency is not null or st.rate_per_second is not null into v_limited
-  from wf.stages st where st.name = claim.stage;
+  v_limited := v_stage.limited;
   if v_limited then
     v_qty := wf.stage_room(claim.stage, qty);
     if v_qty = 0 then
       return;
     end if;
   end if;
-  select st.queue, array_agg(m.msg_id order by m.msg_id), array_agg(m.read_ct order by m.msg_id),
-         array_agg(m.vt order by m.msg_id), array_agg(m.message order by m.msg_id)
-  into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
-  from wf.stages st
-  cross join lateral pgmq.read(st.queue, st.visibility_timeout, v_qty) m
-  where st.name = claim.stage and not st.paused
-  group by st.queue;
-  if not found then
-    -- guard: nothing to claim, a paused stage (its messages wait untouched), or no such stage
-    if not exists (select 1 from wf.stages st where st.name = claim.stage) then
-      raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
-    end if;
+  -- the priority bands in order: high, the stage's own queue, low (wf.ensure_band made them)
+  v_msg_ids := '{}'::bigint[];
+  foreach v_queue in array array_remove(array[v_stage.queue_hi, v_stage.queue, v_stage.queue_lo], null) loop
+    exit when cardinality(v_msg_ids) >= v_qty;
+    select v_msg_ids || coalesce(array_agg(m.msg_id order by m.msg_id), '{}'),
+           v_read_cts || coalesce(array_agg(m.read_ct order by m.msg_id), '{}'),
+           v_vts || coalesce(array_agg(m.vt order by m.msg_id), '{}'),
+           v_messages || coalesce(array_agg(m.message order by m.msg_id), '{}'),
+           v_msg_queues || coalesce(array_agg(v_queue order by m.msg_id), '{}')
+    into v_msg_ids, v_read_cts, v_vts, v_messages, v_msg_queues
+    from pgmq.read(v_queue, v_stage.visibility_timeout, v_qty - cardinality(v_msg_ids)) m;
+  end loop;
+  -- guard: nothing to claim
+  if cardinality(v_msg_ids) = 0 then
     return;
   end if;
 
@@ -79,12 +93,12 @@ begin
   -- the common case, set-based: the step waits for this very message, its run is open,
   -- and attempts are left
   with m as materialized (
-    select u.msg_id, u.vt, (u.message ->> 'run_id')::uuid as run_id, u.message ->> 'step' as step
-    from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
+    select u.msg_id, u.vt, u.ord, (u.message ->> 'run_id')::uuid as run_id, u.message ->> 'step' as step
+    from unnest(v_msg_ids, v_vts, v_messages) with ordinality as u(msg_id, vt, message, ord)
     where coalesce(u.message ->> 'run_id', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
       and jsonb_typeof(u.message -> 'step') = 'string'
   ), ready as (
-    select m.msg_id, m.vt, s.run_id, s.name, r.status as run_status
+    select m.msg_id, m.vt, m.ord, s.run_id, s.name, r.status as run_status
     from m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step
     join wf.runs r on r.id = s.run_id
@@ -99,7 +113,7 @@ begin
         stuck_at = null
     from ready
     where s.run_id = ready.run_id and s.name = ready.name
-    returning s.run_id, s.name, s.attempt, ready.msg_id
+    returning s.run_id, s.name, s.attempt, ready.ord
   ), events as (
     insert into wf.events (run_id, step, attempt, kind, detail)
     select started.run_id, started.name, started.attempt, 'started', null from started
@@ -108,21 +122,22 @@ begin
     from (select distinct ready.run_id from ready where ready.run_status in ('scheduled', 'pending')) w
     where r.id = w.run_id and r.status in ('scheduled', 'pending')
   )
-  select coalesce(array_agg(started.msg_id), '{}') into v_started from started;
+  select coalesce(array_agg(started.ord), '{}') into v_started from started;
 
   -- the rare cases, one by one, in run order
   if cardinality(v_started) < cardinality(v_msg_ids) then
     for v_msg in
-      select u.msg_id, u.read_ct, u.vt, u.message
-      from unnest(v_msg_ids, v_read_cts, v_vts, v_messages) as u(msg_id, read_ct, vt, message)
-      where u.msg_id <> all (v_started)
+      select u.msg_id, u.read_ct, u.vt, u.message, u.queue, u.ord
+      from unnest(v_msg_ids, v_read_cts, v_vts, v_messages, v_msg_queues)
+             with ordinality as u(msg_id, read_ct, vt, message, queue, ord)
+      where u.ord <> all (v_started)
       order by u.message ->> 'run_id', u.msg_id
     loop
       -- guard: a message wf did not write
       if coalesce(v_msg.message ->> 'run_id', '') !~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
          or jsonb_typeof(v_msg.message -> 'step') is distinct from 'string' then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
-        perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_queue, 'msg_id', v_msg.msg_id,
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
+        perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_msg.queue, 'msg_id', v_msg.msg_id,
           'error', 'malformed message', 'message', v_msg.message), 0);
         continue;
       end if;
@@ -130,7 +145,7 @@ begin
 
       -- a child run became final: its parent step takes its output or its failure
       if v_msg.message ? 'child' then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         if coalesce(v_msg.message ->> 'child', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then
           perform wf.finish_child(v_run_id, v_msg.message ->> 'step', (v_msg.message ->> 'child')::uuid);
         end if;
@@ -147,14 +162,14 @@ begin
       -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
       if not found or v_row.msg_id is distinct from v_msg.msg_id
          or v_row.status not in ('queued', 'retrying', 'running') then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         continue;
       end if;
 
       -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
       -- was out; its lost attempt is not repeated for a run that is over
       if v_row.run_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
         where s.run_id = v_run_id and s.name = v_row.name;
         insert into wf.events (run_id, step, attempt, kind, detail)
@@ -166,7 +181,7 @@ begin
       -- guard: the run was paused after this message was sent (wf.pause unqueues the rest):
       -- the step waits with its run, its attempt unused
       if v_row.run_status = 'paused' and v_row.status in ('queued', 'retrying') then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
         where s.run_id = v_run_id and s.name = v_row.name;
         continue;
@@ -177,7 +192,7 @@ begin
         if v_row.status = 'running' then
           perform wf.wait_timed_out(v_run_id, v_row.name, v_row.attempt);
         else
-          perform wf.start_wait(v_run_id, v_row.name, v_queue, v_msg.msg_id);
+          perform wf.start_wait(v_run_id, v_row.name, v_msg.queue, v_msg.msg_id);
         end if;
         continue;
       end if;
@@ -205,15 +220,15 @@ begin
       if v_row.run_status in ('scheduled', 'pending') then
         update wf.runs r set status = 'running', started_at = clock_timestamp() where r.id = v_run_id;
       end if;
-      v_started := v_started || v_msg.msg_id;
+      v_started := v_started || v_msg.ord;
     end loop;
   end if;
 
   if v_limited and cardinality(v_started) > 0 then
     perform wf.hold_stage_room(claim.stage, array_agg(s.run_id), array_agg(s.name), array_agg(s.attempt))
-    from unnest(v_msg_ids, v_messages) as u(msg_id, message)
+    from unnest(v_msg_ids, v_messages) with ordinality as u(msg_id, message, ord)
     join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
-    where u.msg_id = any (v_started);
+    where u.ord = any (v_started);
   end if;
 
   -- what each started attempt needs, read after the updates so the context shows them
@@ -230,12 +245,12 @@ begin
            'item', s.item_value, 'item_index', s.item),
          d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds,
          s.item, d.for_each
-  from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
+  from unnest(v_msg_ids, v_vts, v_messages) with ordinality as u(msg_id, vt, message, ord)
   join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
   join wf.runs r on r.id = s.run_id
   join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
-  where u.msg_id = any (v_started)
-  order by u.message ->> 'run_id', u.msg_id;
+  where u.ord = any (v_started)
+  order by u.ord;  -- bands in priority order, each in message order
 end;
 $$;
 

@@ -17,8 +17,9 @@ begin
                 and c.status in ('queued', 'running', 'retrying')) then
     return;
   end if;
-  select c.name, st.queue into v_next
+  select c.name, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, st.queue as stage_queue into v_next
   from wf.steps c
+  join wf.runs r on r.id = c.run_id
   join wf.steps u on u.run_id = c.run_id and u.name = c.compensates
   join wf.stages st on st.name = c.function
   where c.run_id = p_run_id and c.compensates is not null and c.status = 'waiting'
@@ -26,7 +27,7 @@ begin
   limit 1;
   if found then
     v_msg_id := pgmq.send(v_next.queue, jsonb_build_object('run_id', p_run_id, 'step', v_next.name), 0);
-    perform pg_notify('wf', v_next.queue);
+    perform pg_notify('wf', v_next.stage_queue);
     update wf.steps s set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp()
     where s.run_id = p_run_id and s.name = v_next.name;
     return;

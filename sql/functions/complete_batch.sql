@@ -100,7 +100,7 @@ begin
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
-         array_agg(st.queue), array_agg(done.msg_id),
+         array_agg(wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority)), array_agg(done.msg_id),
          array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null),
          array_agg(distinct done.run_id) filter (where done.compensates is not null)
   into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps, v_compensating

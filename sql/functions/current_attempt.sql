@@ -14,7 +14,7 @@ begin
       coalesce(p_run_id::text, 'null'), coalesce(p_step, 'null'), coalesce(p_attempt::text, 'null')));
   end if;
   perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
-  select s.status, s.attempt, s.msg_id, st.queue, r.status as run_status, s.attempt_base,
+  select s.status, s.attempt, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, r.status as run_status, s.attempt_base,
          d.max_attempts, d.on_failure, d.backoff, s.started_at
   into v_row
   from wf.steps s

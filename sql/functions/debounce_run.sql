@@ -12,7 +12,8 @@ declare
 begin
   perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
   for v_step in
-    select s.name, s.msg_id, st.queue from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = p_run_id and s.status = 'queued'
   loop
     perform pgmq.archive(v_step.queue, v_step.msg_id);

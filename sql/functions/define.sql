@@ -63,7 +63,10 @@ begin
     select s ->> 'function' as name, max((s ->> 'visibility_timeout')::int) as vt
     from jsonb_array_elements(v_normal -> 'steps') s group by 1
   loop
-    if exists (select 1 from wf.stages st where st.queue = wf.queue_name(v_stage.name) and st.name <> v_stage.name) then
+    -- (each by its unique index: a stage's own queue or one of its priority bands)
+    if exists (select 1 from wf.stages st where st.queue = wf.queue_name(v_stage.name) and st.name <> v_stage.name)
+       or exists (select 1 from wf.stages st where st.queue_hi = wf.queue_name(v_stage.name))
+       or exists (select 1 from wf.stages st where st.queue_lo = wf.queue_name(v_stage.name)) then
       perform wf.raise_input_error(format('workflow %s: function %s would share queue %s with function %s',
         v_name, v_stage.name, wf.queue_name(v_stage.name),
         (select st.name from wf.stages st where st.queue = wf.queue_name(v_stage.name))));

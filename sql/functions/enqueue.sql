@@ -1,4 +1,5 @@
--- wf.enqueue: start a run of the workflow's current version. With `debounce`, a run with the
+-- wf.enqueue: start a run of the workflow's current version. Its priority (−100 … 100) puts its
+-- steps in their stages' high or low band (wf.ensure_band), claimed before / after the rest. With `debounce`, a run with the
 -- same key that has not started yet takes the new input instead (wf.debounce_run); with
 -- `concurrency`, a run whose key has reached its limit waits (held) until wf.release_key.
 create or replace function wf.enqueue(
@@ -6,7 +7,8 @@ create or replace function wf.enqueue(
   input jsonb default '{}',
   idempotency_key text default null,
   run_at timestamptz default null,
-  correlation_id text default null)
+  correlation_id text default null,
+  priority int default 0)
 returns uuid
 language plpgsql
 security definer
@@ -40,6 +42,10 @@ begin
   end if;
   if length(idempotency_key) not between 1 and 512 then
     perform wf.raise_input_error(format('workflow %s: idempotency_key must be 1 to 512 characters', workflow));
+  end if;
+  if priority is null or priority not between -100 and 100 then
+    perform wf.raise_input_error(format('workflow %s: priority must be between -100 and 100, got %s',
+      workflow, coalesce(priority::text, 'null')));
   end if;
   if length(correlation_id) not between 1 and 512 then
     perform wf.raise_input_error(format('workflow %s: correlation_id must be 1 to 512 characters', workflow));
@@ -108,11 +114,11 @@ begin
     v_concurrency_key := coalesce((input #> string_to_array(v_workflow.concurrency ->> 'key', '.'))::text, 'null');
   end if;
   insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at, debounce_key,
-                       concurrency_key, concurrency_limit)
+                       concurrency_key, concurrency_limit, priority)
   values (v_run_id, v_workflow.name, v_workflow.current_version,
           case when run_at > clock_timestamp() then 'scheduled' else 'pending' end,
           input, idempotency_key, correlation_id, run_at, v_debounce_key,
-          v_concurrency_key, (v_workflow.concurrency ->> 'limit')::int)
+          v_concurrency_key, (v_workflow.concurrency ->> 'limit')::int, priority)
   on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing;
 
   -- guard: the same idempotency key returns the run it started, if the input is the same
@@ -127,6 +133,12 @@ begin
   end if;
 
   perform pg_advisory_xact_lock(7001, hashtext(v_run_id::text));
+  -- a priority other than 0: the band queues of the workflow's stages exist before anything is sent
+  if priority <> 0 then
+    perform wf.ensure_band(f.function, priority)
+    from (select distinct d.function from wf.definition_steps d
+          where d.workflow = v_workflow.name and d.version = v_workflow.current_version) f;
+  end if;
   insert into wf.steps (run_id, name, function, status)
   select v_run_id, d.name, d.function, 'waiting'
   from wf.definition_steps d
@@ -157,5 +169,5 @@ begin
 end;
 $$;
 
-revoke all on function wf.enqueue(text, jsonb, text, timestamptz, text) from public;
-grant execute on function wf.enqueue(text, jsonb, text, timestamptz, text) to wf_admin;
+revoke all on function wf.enqueue(text, jsonb, text, timestamptz, text, int) from public;
+grant execute on function wf.enqueue(text, jsonb, text, timestamptz, text, int) to wf_admin;

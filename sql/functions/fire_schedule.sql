@@ -9,12 +9,13 @@ as $$
 declare
   v_schedule record;
 begin
-  select s.workflow, s.input into v_schedule from wf.schedules s where s.name = fire_schedule.name;
+  select s.workflow, s.input, s.priority into v_schedule from wf.schedules s where s.name = fire_schedule.name;
   if not found then
     raise exception 'unknown schedule %', name using errcode = 'P0002';
   end if;
   return wf.enqueue(v_schedule.workflow, v_schedule.input,
-    format('schedule:%s:%s', name, to_char(date_trunc('minute', now()) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')));
+    format('schedule:%s:%s', name, to_char(date_trunc('minute', now()) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')),
+    null, null, v_schedule.priority);
 end;
 $$;
 

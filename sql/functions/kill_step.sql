@@ -13,7 +13,7 @@ declare
   v_map_step text;
   v_compensates text;
 begin
-  select s.msg_id, s.status, st.queue, r.workflow, r.version, r.correlation_id, s.function into v_step
+  select s.msg_id, s.status, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, r.workflow, r.version, r.correlation_id, s.function into v_step
   from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
   where s.run_id = p_run_id and s.name = p_step;
 

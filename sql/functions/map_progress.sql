@@ -19,7 +19,8 @@ declare
   v_status text;
   v_error text;
 begin
-  select s.status, s.attempt, s.started_at, s.lease_until, st.queue, r.status as run_status, d.max_parallel,
+  select s.status, s.attempt, s.started_at, s.lease_until, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, st.queue as stage_queue,
+         r.status as run_status, d.max_parallel,
          d.on_failure
   into v_map
   from wf.steps s
@@ -55,7 +56,7 @@ begin
       where s.run_id = p_run_id and s.name = v_item.name;
     end loop;
     if found then
-      perform pg_notify('wf', v_map.queue);
+      perform pg_notify('wf', v_map.stage_queue);
     end if;
     return;
   end if;

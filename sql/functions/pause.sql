@@ -25,8 +25,8 @@ begin
     return false;
   end if;
   for v_step in
-    select s.name, s.msg_id, st.queue
-    from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = pause.run_id and s.status in ('queued', 'retrying')
     order by s.name
   loop

@@ -7,8 +7,10 @@ language sql
 security definer
 set search_path = ''
 as $$
-  select m.queue_length, m.oldest_msg_age_sec
-  from wf.stages st cross join lateral pgmq.metrics(st.queue) m
+  select sum(m.queue_length)::bigint, max(m.oldest_msg_age_sec)
+  from wf.stages st
+  cross join lateral unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+  cross join lateral pgmq.metrics(b.queue) m
   where st.queue = p_queue
 $$;
 

@@ -25,8 +25,8 @@ begin
   -- a compensation that failed for good: the compensations resume where they stopped
   if v_status = 'compensation_failed' then
     for v_step in
-      select s.name, s.dlq_msg_id, st.queue
-      from wf.steps s join wf.stages st on st.name = s.function
+      select s.name, s.dlq_msg_id
+      from wf.steps s
       where s.run_id = retry.run_id and s.compensates is not null and s.status in ('dead', 'failed')
     loop
       if v_step.dlq_msg_id is not null then
@@ -51,15 +51,15 @@ begin
   end if;
 
   for v_step in
-    select s.name, s.attempt, s.dlq_msg_id, st.queue
-    from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.attempt, s.dlq_msg_id, st.queue as stage_queue, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = retry.run_id and s.status in ('dead', 'failed')
   loop
     if v_step.dlq_msg_id is not null then
       perform pgmq.archive('wf_dlq', v_step.dlq_msg_id);
     end if;
     select pgmq.send(v_step.queue, jsonb_build_object('run_id', run_id, 'step', v_step.name), 0) into v_msg_id;
-    perform pg_notify('wf', v_step.queue);
+    perform pg_notify('wf', v_step.stage_queue);
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, dlq_msg_id = null, attempt_base = s.attempt,
         queued_at = clock_timestamp(), finished_at = null, error = null, http_status = null

@@ -20,7 +20,7 @@ begin
   if not found then
     return null;
   end if;
-  select r.depth, r.correlation_id, r.owner, d.action as workflow into v_parent
+  select r.depth, r.correlation_id, r.owner, r.priority, d.action as workflow into v_parent
   from wf.runs r
   join wf.steps s on s.run_id = r.id and s.name = start_child.step
   join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
@@ -34,7 +34,7 @@ begin
   end if;
   begin
     v_child := wf.enqueue(v_parent.workflow, input, format('wf-child:%s:%s:%s', run_id, step, attempt),
-                          null, v_parent.correlation_id);
+                          null, v_parent.correlation_id, v_parent.priority);
   exception when sqlstate '22023' or sqlstate 'P0002' or sqlstate '55000' or sqlstate '54000' then
     -- guard: the child cannot start; trying again would not help
     perform wf.fail(run_id, step, attempt, format('child workflow %s did not start: %s', v_parent.workflow, sqlerrm), false);

@@ -6,8 +6,11 @@ stable
 security definer
 set search_path = ''
 as $$
-  select st.name, st.queue, st.max_concurrency, m.queue_length
-  from wf.stages st cross join lateral pgmq.metrics(st.queue) m
+  select st.name, st.queue, st.max_concurrency,
+         (select sum(m.queue_length)::bigint
+          from unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+          cross join lateral pgmq.metrics(b.queue) m)
+  from wf.stages st
 $$;
 
 revoke all on function wf.worker_stages() from public;

@@ -190,6 +190,14 @@ def test_enqueue_prints_the_run_id(db, conn, seed):
     assert (row["input"], row["status"]) == (SEED_INPUT, "pending")
 
 
+def test_enqueue_priority(db, conn):
+    define(conn, chain("two", n=2))
+    run_id = ok(wf("enqueue", "two", "--priority", "5", dsn=db)).strip()
+    assert conn.execute("select priority from wf.runs where id = %s", (run_id,)).fetchone()["priority"] == 5
+    result = wf("enqueue", "two", "--priority", "101", dsn=db)
+    assert result.returncode == 2 and "--priority" in result.stderr
+
+
 def test_enqueue_input_from_a_file_key_and_correlation_id(db, conn, seed, tmp_path):
     path = tmp_path / "input.json"
     path.write_text(json.dumps(SEED_INPUT))

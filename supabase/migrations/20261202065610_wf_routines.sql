@@ -55,7 +55,8 @@ declare
   v_queued jsonb := '{}'::jsonb;
 begin
   for v_step in
-    select s.name, st.queue, d.delay_seconds, r.run_at
+    select s.name, st.queue as stage_queue, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue,
+           d.delay_seconds, r.run_at
     from wf.steps s
     join wf.runs r on r.id = s.run_id
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = s.name
@@ -73,7 +74,7 @@ begin
     select pgmq.send(v_step.queue, jsonb_build_object('run_id', p_run_id, 'step', v_step.name), v_delay) into v_msg_id;
     -- every send wakes the stage's consumers (README, "Concepts"), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
-    perform pg_notify('wf', v_step.queue);
+    perform pg_notify('wf', v_step.stage_queue);
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp() + make_interval(secs => v_delay)
     where s.run_id = p_run_id and s.name = v_step.name;
@@ -108,10 +109,11 @@ declare
   v_batch record;
 begin
   for v_batch in
-    select x.queue, x.delay, array_agg(x.run_id order by x.run_id, x.position) as run_ids,
+    select x.queue, x.stage_queue, x.delay, array_agg(x.run_id order by x.run_id, x.position) as run_ids,
            array_agg(x.name order by x.run_id, x.position) as names
     from (
-      select s.run_id, s.name, st.queue, d.position,
+      select s.run_id, s.name, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue,
+             st.queue as stage_queue, d.position,
              greatest(d.delay_seconds, coalesce(ceil(extract(epoch from r.run_at - clock_timestamp()))::int, 0)) as delay
       from unnest(p_run_ids) as u(run_id)
       join wf.runs r on r.id = u.run_id
@@ -124,11 +126,11 @@ begin
           where dep.run_id = s.run_id and dep.name = any (d.depends_on)
             and dep.status not in ('succeeded', 'failed', 'skipped'))
     ) x
-    group by x.queue, x.delay
+    group by x.queue, x.stage_queue, x.delay
   loop
     -- every send wakes the stage's consumers (README, "Concepts"), a delayed one too: cheap, and
     -- a consumer that finds nothing visible yet goes back to its poll
-    perform pg_notify('wf', v_batch.queue);
+    perform pg_notify('wf', v_batch.stage_queue);
     -- send_batch numbers the messages in the order given: the i-th smallest id is the i-th
     -- step's. (text, jsonb[], int) is the form Supabase's pgmq 1.4.4 has too (tests/sql/test_lint.py).
     return query
@@ -302,8 +304,8 @@ declare
   v_count int := 0;
 begin
   for v_step in
-    select s.name, s.attempt, s.status, s.msg_id, s.child_run_id, st.queue
-    from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.attempt, s.status, s.msg_id, s.child_run_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = p_run_id
       and (s.status in ('waiting', 'queued', 'retrying')
            or (s.status = 'running' and (p_running or s.lease_until is null)))
@@ -563,41 +565,55 @@ as $$
 declare
   v_queue text;
   v_msg_ids bigint[];
-  v_read_cts int[];
-  v_vts timestamptz[];
-  v_messages jsonb[];
-  v_started bigint[];
+  v_read_cts int[] := '{}'::int[];
+  v_vts timestamptz[] := '{}'::timestamptz[];
+  v_messages jsonb[] := '{}'::jsonb[];
+  v_started bigint[];  -- ordinals in the batch: msg ids repeat across a stage's priority bands
   v_msg record;
   v_row record;
   v_run_id uuid;
   v_qty int;
   v_limited boolean;
+  v_stage record;
+  v_msg_queues text[] := '{}'::text[];
 begin
   if qty is null or qty not between 1 and 1000 then
     perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
   end if;
+  select st.queue, st.queue_hi, st.queue_lo, st.visibility_timeout, st.paused,
+         st.max_concurrency is not null or st.rate_per_second is not null as limited
+  into v_stage
+  from wf.stages st where st.name = claim.stage;
+  if not found then
+    raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
+  end if;
+  -- guard: a paused stage's messages wait untouched
+  if v_stage.paused then
+    return;
+  end if;
   v_qty := qty;
   -- a stage with limits across workers (wf.configure_stage): only as many as it has room for
-  select st.max_concurrency is not null or st.rate_per_second is not null into v_limited
-  from wf.stages st where st.name = claim.stage;
+  v_limited := v_stage.limited;
   if v_limited then
     v_qty := wf.stage_room(claim.stage, qty);
     if v_qty = 0 then
       return;
     end if;
   end if;
-  select st.queue, array_agg(m.msg_id order by m.msg_id), array_agg(m.read_ct order by m.msg_id),
-         array_agg(m.vt order by m.msg_id), array_agg(m.message order by m.msg_id)
-  into v_queue, v_msg_ids, v_read_cts, v_vts, v_messages
-  from wf.stages st
-  cross join lateral pgmq.read(st.queue, st.visibility_timeout, v_qty) m
-  where st.name = claim.stage and not st.paused
-  group by st.queue;
-  if not found then
-    -- guard: nothing to claim, a paused stage (its messages wait untouched), or no such stage
-    if not exists (select 1 from wf.stages st where st.name = claim.stage) then
-      raise exception 'unknown stage % (stages are created by wf.define)', coalesce(stage, 'null') using errcode = 'P0002';
-    end if;
+  -- the priority bands in order: high, the stage's own queue, low (wf.ensure_band made them)
+  v_msg_ids := '{}'::bigint[];
+  foreach v_queue in array array_remove(array[v_stage.queue_hi, v_stage.queue, v_stage.queue_lo], null) loop
+    exit when cardinality(v_msg_ids) >= v_qty;
+    select v_msg_ids || coalesce(array_agg(m.msg_id order by m.msg_id), '{}'),
+           v_read_cts || coalesce(array_agg(m.read_ct order by m.msg_id), '{}'),
+           v_vts || coalesce(array_agg(m.vt order by m.msg_id), '{}'),
+           v_messages || coalesce(array_agg(m.message order by m.msg_id), '{}'),
+           v_msg_queues || coalesce(array_agg(v_queue order by m.msg_id), '{}')
+    into v_msg_ids, v_read_cts, v_vts, v_messages, v_msg_queues
+    from pgmq.read(v_queue, v_stage.visibility_timeout, v_qty - cardinality(v_msg_ids)) m;
+  end loop;
+  -- guard: nothing to claim
+  if cardinality(v_msg_ids) = 0 then
     return;
   end if;
 
@@ -611,12 +627,12 @@ begin
   -- the common case, set-based: the step waits for this very message, its run is open,
   -- and attempts are left
   with m as materialized (
-    select u.msg_id, u.vt, (u.message ->> 'run_id')::uuid as run_id, u.message ->> 'step' as step
-    from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
+    select u.msg_id, u.vt, u.ord, (u.message ->> 'run_id')::uuid as run_id, u.message ->> 'step' as step
+    from unnest(v_msg_ids, v_vts, v_messages) with ordinality as u(msg_id, vt, message, ord)
     where coalesce(u.message ->> 'run_id', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
       and jsonb_typeof(u.message -> 'step') = 'string'
   ), ready as (
-    select m.msg_id, m.vt, s.run_id, s.name, r.status as run_status
+    select m.msg_id, m.vt, m.ord, s.run_id, s.name, r.status as run_status
     from m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step
     join wf.runs r on r.id = s.run_id
@@ -631,7 +647,7 @@ begin
         stuck_at = null
     from ready
     where s.run_id = ready.run_id and s.name = ready.name
-    returning s.run_id, s.name, s.attempt, ready.msg_id
+    returning s.run_id, s.name, s.attempt, ready.ord
   ), events as (
     insert into wf.events (run_id, step, attempt, kind, detail)
     select started.run_id, started.name, started.attempt, 'started', null from started
@@ -640,21 +656,22 @@ begin
     from (select distinct ready.run_id from ready where ready.run_status in ('scheduled', 'pending')) w
     where r.id = w.run_id and r.status in ('scheduled', 'pending')
   )
-  select coalesce(array_agg(started.msg_id), '{}') into v_started from started;
+  select coalesce(array_agg(started.ord), '{}') into v_started from started;
 
   -- the rare cases, one by one, in run order
   if cardinality(v_started) < cardinality(v_msg_ids) then
     for v_msg in
-      select u.msg_id, u.read_ct, u.vt, u.message
-      from unnest(v_msg_ids, v_read_cts, v_vts, v_messages) as u(msg_id, read_ct, vt, message)
-      where u.msg_id <> all (v_started)
+      select u.msg_id, u.read_ct, u.vt, u.message, u.queue, u.ord
+      from unnest(v_msg_ids, v_read_cts, v_vts, v_messages, v_msg_queues)
+             with ordinality as u(msg_id, read_ct, vt, message, queue, ord)
+      where u.ord <> all (v_started)
       order by u.message ->> 'run_id', u.msg_id
     loop
       -- guard: a message wf did not write
       if coalesce(v_msg.message ->> 'run_id', '') !~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
          or jsonb_typeof(v_msg.message -> 'step') is distinct from 'string' then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
-        perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_queue, 'msg_id', v_msg.msg_id,
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
+        perform pgmq.send('wf_dlq', jsonb_build_object('queue', v_msg.queue, 'msg_id', v_msg.msg_id,
           'error', 'malformed message', 'message', v_msg.message), 0);
         continue;
       end if;
@@ -662,7 +679,7 @@ begin
 
       -- a child run became final: its parent step takes its output or its failure
       if v_msg.message ? 'child' then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         if coalesce(v_msg.message ->> 'child', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then
           perform wf.finish_child(v_run_id, v_msg.message ->> 'step', (v_msg.message ->> 'child')::uuid);
         end if;
@@ -679,14 +696,14 @@ begin
       -- guard: the run is gone (retention), or this is not the step's message, or the step no longer waits
       if not found or v_row.msg_id is distinct from v_msg.msg_id
          or v_row.status not in ('queued', 'retrying', 'running') then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         continue;
       end if;
 
       -- guard: the run ended (a sibling died, or it was cancelled) while this step's attempt
       -- was out; its lost attempt is not repeated for a run that is over
       if v_row.run_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         update wf.steps s set status = 'cancelled', finished_at = clock_timestamp(), lease_until = null
         where s.run_id = v_run_id and s.name = v_row.name;
         insert into wf.events (run_id, step, attempt, kind, detail)
@@ -698,7 +715,7 @@ begin
       -- guard: the run was paused after this message was sent (wf.pause unqueues the rest):
       -- the step waits with its run, its attempt unused
       if v_row.run_status = 'paused' and v_row.status in ('queued', 'retrying') then
-        perform pgmq.archive(v_queue, v_msg.msg_id);
+        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
         update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
         where s.run_id = v_run_id and s.name = v_row.name;
         continue;
@@ -709,7 +726,7 @@ begin
         if v_row.status = 'running' then
           perform wf.wait_timed_out(v_run_id, v_row.name, v_row.attempt);
         else
-          perform wf.start_wait(v_run_id, v_row.name, v_queue, v_msg.msg_id);
+          perform wf.start_wait(v_run_id, v_row.name, v_msg.queue, v_msg.msg_id);
         end if;
         continue;
       end if;
@@ -737,15 +754,15 @@ begin
       if v_row.run_status in ('scheduled', 'pending') then
         update wf.runs r set status = 'running', started_at = clock_timestamp() where r.id = v_run_id;
       end if;
-      v_started := v_started || v_msg.msg_id;
+      v_started := v_started || v_msg.ord;
     end loop;
   end if;
 
   if v_limited and cardinality(v_started) > 0 then
     perform wf.hold_stage_room(claim.stage, array_agg(s.run_id), array_agg(s.name), array_agg(s.attempt))
-    from unnest(v_msg_ids, v_messages) as u(msg_id, message)
+    from unnest(v_msg_ids, v_messages) with ordinality as u(msg_id, message, ord)
     join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
-    where u.msg_id = any (v_started);
+    where u.ord = any (v_started);
   end if;
 
   -- what each started attempt needs, read after the updates so the context shows them
@@ -762,12 +779,12 @@ begin
            'item', s.item_value, 'item_index', s.item),
          d.timeout_seconds, r.workflow, r.correlation_id, u.msg_id, u.vt, d.kind, d.not_before, d.offset_seconds,
          s.item, d.for_each
-  from unnest(v_msg_ids, v_vts, v_messages) as u(msg_id, vt, message)
+  from unnest(v_msg_ids, v_vts, v_messages) with ordinality as u(msg_id, vt, message, ord)
   join wf.steps s on s.run_id = (u.message ->> 'run_id')::uuid and s.name = u.message ->> 'step'
   join wf.runs r on r.id = s.run_id
   join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
-  where u.msg_id = any (v_started)
-  order by u.message ->> 'run_id', u.msg_id;
+  where u.ord = any (v_started)
+  order by u.ord;  -- bands in priority order, each in message order
 end;
 $$;
 
@@ -819,8 +836,9 @@ begin
                 and c.status in ('queued', 'running', 'retrying')) then
     return;
   end if;
-  select c.name, st.queue into v_next
+  select c.name, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, st.queue as stage_queue into v_next
   from wf.steps c
+  join wf.runs r on r.id = c.run_id
   join wf.steps u on u.run_id = c.run_id and u.name = c.compensates
   join wf.stages st on st.name = c.function
   where c.run_id = p_run_id and c.compensates is not null and c.status = 'waiting'
@@ -828,7 +846,7 @@ begin
   limit 1;
   if found then
     v_msg_id := pgmq.send(v_next.queue, jsonb_build_object('run_id', p_run_id, 'step', v_next.name), 0);
-    perform pg_notify('wf', v_next.queue);
+    perform pg_notify('wf', v_next.stage_queue);
     update wf.steps s set status = 'queued', msg_id = v_msg_id, queued_at = clock_timestamp()
     where s.run_id = p_run_id and s.name = v_next.name;
     return;
@@ -978,7 +996,7 @@ begin
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
-         array_agg(st.queue), array_agg(done.msg_id),
+         array_agg(wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority)), array_agg(done.msg_id),
          array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null),
          array_agg(distinct done.run_id) filter (where done.compensates is not null)
   into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps, v_compensating
@@ -1169,7 +1187,7 @@ begin
       coalesce(p_run_id::text, 'null'), coalesce(p_step, 'null'), coalesce(p_attempt::text, 'null')));
   end if;
   perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
-  select s.status, s.attempt, s.msg_id, st.queue, r.status as run_status, s.attempt_base,
+  select s.status, s.attempt, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, r.status as run_status, s.attempt_base,
          d.max_attempts, d.on_failure, d.backoff, s.started_at
   into v_row
   from wf.steps s
@@ -1229,7 +1247,8 @@ declare
 begin
   perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
   for v_step in
-    select s.name, s.msg_id, st.queue from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = p_run_id and s.status = 'queued'
   loop
     perform pgmq.archive(v_step.queue, v_step.msg_id);
@@ -1354,7 +1373,10 @@ begin
     select s ->> 'function' as name, max((s ->> 'visibility_timeout')::int) as vt
     from jsonb_array_elements(v_normal -> 'steps') s group by 1
   loop
-    if exists (select 1 from wf.stages st where st.queue = wf.queue_name(v_stage.name) and st.name <> v_stage.name) then
+    -- (each by its unique index: a stage's own queue or one of its priority bands)
+    if exists (select 1 from wf.stages st where st.queue = wf.queue_name(v_stage.name) and st.name <> v_stage.name)
+       or exists (select 1 from wf.stages st where st.queue_hi = wf.queue_name(v_stage.name))
+       or exists (select 1 from wf.stages st where st.queue_lo = wf.queue_name(v_stage.name)) then
       perform wf.raise_input_error(format('workflow %s: function %s would share queue %s with function %s',
         v_name, v_stage.name, wf.queue_name(v_stage.name),
         (select st.name from wf.stages st where st.queue = wf.queue_name(v_stage.name))));
@@ -1405,7 +1427,8 @@ revoke all on function wf.disallow_sql_step(regprocedure) from public;
 grant execute on function wf.disallow_sql_step(regprocedure) to wf_admin;
 
 -- sql/functions/enqueue.sql
--- wf.enqueue: start a run of the workflow's current version. With `debounce`, a run with the
+-- wf.enqueue: start a run of the workflow's current version. Its priority (−100 … 100) puts its
+-- steps in their stages' high or low band (wf.ensure_band), claimed before / after the rest. With `debounce`, a run with the
 -- same key that has not started yet takes the new input instead (wf.debounce_run); with
 -- `concurrency`, a run whose key has reached its limit waits (held) until wf.release_key.
 create or replace function wf.enqueue(
@@ -1413,7 +1436,8 @@ create or replace function wf.enqueue(
   input jsonb default '{}',
   idempotency_key text default null,
   run_at timestamptz default null,
-  correlation_id text default null)
+  correlation_id text default null,
+  priority int default 0)
 returns uuid
 language plpgsql
 security definer
@@ -1447,6 +1471,10 @@ begin
   end if;
   if length(idempotency_key) not between 1 and 512 then
     perform wf.raise_input_error(format('workflow %s: idempotency_key must be 1 to 512 characters', workflow));
+  end if;
+  if priority is null or priority not between -100 and 100 then
+    perform wf.raise_input_error(format('workflow %s: priority must be between -100 and 100, got %s',
+      workflow, coalesce(priority::text, 'null')));
   end if;
   if length(correlation_id) not between 1 and 512 then
     perform wf.raise_input_error(format('workflow %s: correlation_id must be 1 to 512 characters', workflow));
@@ -1515,11 +1543,11 @@ begin
     v_concurrency_key := coalesce((input #> string_to_array(v_workflow.concurrency ->> 'key', '.'))::text, 'null');
   end if;
   insert into wf.runs (id, workflow, version, status, input, idempotency_key, correlation_id, run_at, debounce_key,
-                       concurrency_key, concurrency_limit)
+                       concurrency_key, concurrency_limit, priority)
   values (v_run_id, v_workflow.name, v_workflow.current_version,
           case when run_at > clock_timestamp() then 'scheduled' else 'pending' end,
           input, idempotency_key, correlation_id, run_at, v_debounce_key,
-          v_concurrency_key, (v_workflow.concurrency ->> 'limit')::int)
+          v_concurrency_key, (v_workflow.concurrency ->> 'limit')::int, priority)
   on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing;
 
   -- guard: the same idempotency key returns the run it started, if the input is the same
@@ -1534,6 +1562,12 @@ begin
   end if;
 
   perform pg_advisory_xact_lock(7001, hashtext(v_run_id::text));
+  -- a priority other than 0: the band queues of the workflow's stages exist before anything is sent
+  if priority <> 0 then
+    perform wf.ensure_band(f.function, priority)
+    from (select distinct d.function from wf.definition_steps d
+          where d.workflow = v_workflow.name and d.version = v_workflow.current_version) f;
+  end if;
   insert into wf.steps (run_id, name, function, status)
   select v_run_id, d.name, d.function, 'waiting'
   from wf.definition_steps d
@@ -1564,8 +1598,8 @@ begin
 end;
 $$;
 
-revoke all on function wf.enqueue(text, jsonb, text, timestamptz, text) from public;
-grant execute on function wf.enqueue(text, jsonb, text, timestamptz, text) to wf_admin;
+revoke all on function wf.enqueue(text, jsonb, text, timestamptz, text, int) from public;
+grant execute on function wf.enqueue(text, jsonb, text, timestamptz, text, int) to wf_admin;
 
 -- sql/functions/enqueue_trigger.sql
 -- wf.enqueue_trigger: row trigger that starts TG_ARGV[0] with the row as input
@@ -1621,6 +1655,46 @@ $$;
 
 revoke all on function wf.enqueue_trigger() from public;
 grant execute on function wf.enqueue_trigger() to wf_admin;
+
+-- sql/functions/ensure_band.sql
+-- wf.ensure_band: the band queue (`<queue>_hi` or `<queue>_lo`) of a stage, created the first
+-- time a run with that sign of priority needs it. Names stay within pgmq's 47 characters (a
+-- stage queue is at most 47; its first 44 keep the hash suffix of a long name).
+create or replace function wf.ensure_band(p_stage text, p_priority int)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_stage record;
+  v_queue text;
+begin
+  if p_priority = 0 then
+    return;
+  end if;
+  select st.queue, st.queue_hi, st.queue_lo into v_stage from wf.stages st where st.name = p_stage;
+  if (p_priority > 0 and v_stage.queue_hi is not null) or (p_priority < 0 and v_stage.queue_lo is not null) then
+    return;
+  end if;
+  -- the stage row's lock, then a second look: a concurrent enqueue may have created it
+  select st.queue, st.queue_hi, st.queue_lo into v_stage from wf.stages st where st.name = p_stage for update;
+  if (p_priority > 0 and v_stage.queue_hi is not null) or (p_priority < 0 and v_stage.queue_lo is not null) then
+    return;
+  end if;
+  v_queue := left(v_stage.queue, 44) || case when p_priority > 0 then '_hi' else '_lo' end;
+  -- guard: a band queue is never another stage's queue (a function may be named "x-hi")
+  if exists (select 1 from wf.stages st where st.queue = v_queue or st.queue_hi = v_queue or st.queue_lo = v_queue) then
+    v_queue := left(v_stage.queue, 35) || '_' || left(md5(v_stage.queue), 8) || case when p_priority > 0 then '_hi' else '_lo' end;
+  end if;
+  perform pgmq.create(v_queue);
+  update wf.stages st
+  set queue_hi = case when p_priority > 0 then v_queue else st.queue_hi end,
+      queue_lo = case when p_priority < 0 then v_queue else st.queue_lo end
+  where st.name = p_stage;
+end;
+$$;
+
+revoke all on function wf.ensure_band(text, int) from public;
 
 -- sql/functions/expand_map.sql
 -- wf.expand_map: a map step's attempt (its for_each rendered by the worker) becomes its items:
@@ -1861,12 +1935,13 @@ as $$
 declare
   v_schedule record;
 begin
-  select s.workflow, s.input into v_schedule from wf.schedules s where s.name = fire_schedule.name;
+  select s.workflow, s.input, s.priority into v_schedule from wf.schedules s where s.name = fire_schedule.name;
   if not found then
     raise exception 'unknown schedule %', name using errcode = 'P0002';
   end if;
   return wf.enqueue(v_schedule.workflow, v_schedule.input,
-    format('schedule:%s:%s', name, to_char(date_trunc('minute', now()) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')));
+    format('schedule:%s:%s', name, to_char(date_trunc('minute', now()) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"')),
+    null, null, v_schedule.priority);
 end;
 $$;
 
@@ -1977,7 +2052,7 @@ declare
   v_map_step text;
   v_compensates text;
 begin
-  select s.msg_id, s.status, st.queue, r.workflow, r.version, r.correlation_id, s.function into v_step
+  select s.msg_id, s.status, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, r.workflow, r.version, r.correlation_id, s.function into v_step
   from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
   where s.run_id = p_run_id and s.name = p_step;
 
@@ -2054,7 +2129,8 @@ declare
   v_status text;
   v_error text;
 begin
-  select s.status, s.attempt, s.started_at, s.lease_until, st.queue, r.status as run_status, d.max_parallel,
+  select s.status, s.attempt, s.started_at, s.lease_until, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue, st.queue as stage_queue,
+         r.status as run_status, d.max_parallel,
          d.on_failure
   into v_map
   from wf.steps s
@@ -2090,7 +2166,7 @@ begin
       where s.run_id = p_run_id and s.name = v_item.name;
     end loop;
     if found then
-      perform pg_notify('wf', v_map.queue);
+      perform pg_notify('wf', v_map.stage_queue);
     end if;
     return;
   end if;
@@ -2657,8 +2733,8 @@ begin
     return false;
   end if;
   for v_step in
-    select s.name, s.msg_id, st.queue
-    from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = pause.run_id and s.status in ('queued', 'retrying')
     order by s.name
   loop
@@ -2712,8 +2788,10 @@ language sql
 security definer
 set search_path = ''
 as $$
-  select m.queue_length, m.oldest_msg_age_sec
-  from wf.stages st cross join lateral pgmq.metrics(st.queue) m
+  select sum(m.queue_length)::bigint, max(m.oldest_msg_age_sec)
+  from wf.stages st
+  cross join lateral unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+  cross join lateral pgmq.metrics(b.queue) m
   where st.queue = p_queue
 $$;
 
@@ -2966,8 +3044,8 @@ begin
   -- a compensation that failed for good: the compensations resume where they stopped
   if v_status = 'compensation_failed' then
     for v_step in
-      select s.name, s.dlq_msg_id, st.queue
-      from wf.steps s join wf.stages st on st.name = s.function
+      select s.name, s.dlq_msg_id
+      from wf.steps s
       where s.run_id = retry.run_id and s.compensates is not null and s.status in ('dead', 'failed')
     loop
       if v_step.dlq_msg_id is not null then
@@ -2992,15 +3070,15 @@ begin
   end if;
 
   for v_step in
-    select s.name, s.attempt, s.dlq_msg_id, st.queue
-    from wf.steps s join wf.stages st on st.name = s.function
+    select s.name, s.attempt, s.dlq_msg_id, st.queue as stage_queue, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
     where s.run_id = retry.run_id and s.status in ('dead', 'failed')
   loop
     if v_step.dlq_msg_id is not null then
       perform pgmq.archive('wf_dlq', v_step.dlq_msg_id);
     end if;
     select pgmq.send(v_step.queue, jsonb_build_object('run_id', run_id, 'step', v_step.name), 0) into v_msg_id;
-    perform pg_notify('wf', v_step.queue);
+    perform pg_notify('wf', v_step.stage_queue);
     update wf.steps s
     set status = 'queued', msg_id = v_msg_id, dlq_msg_id = null, attempt_base = s.attempt,
         queued_at = clock_timestamp(), finished_at = null, error = null, http_status = null
@@ -3111,7 +3189,8 @@ grant execute on function wf.run_tree(uuid) to wf_reader, wf_admin;
 
 -- sql/functions/schedule.sql
 -- wf.schedule: a recurring run through pg_cron; returns the cron job id
-create or replace function wf.schedule(name text, cron text, workflow text, input jsonb default '{}')
+create or replace function wf.schedule(name text, cron text, workflow text, input jsonb default '{}',
+                                       priority int default 0)
 returns bigint
 language plpgsql
 security definer
@@ -3129,22 +3208,26 @@ begin
   if input is null or jsonb_typeof(input) <> 'object' then
     perform wf.raise_input_error(format('schedule %s: input must be a JSON object', name));
   end if;
+  if priority is null or priority not between -100 and 100 then
+    perform wf.raise_input_error(format('schedule %s: priority must be between -100 and 100, got %s',
+      name, coalesce(priority::text, 'null')));
+  end if;
   if not exists (select 1 from wf.workflows w where w.name = schedule.workflow) then
     raise exception 'schedule %: unknown workflow %', name, coalesce(workflow, 'null') using errcode = 'P0002';
   end if;
   perform wf.require_pg_cron();
 
-  insert into wf.schedules (name, cron, workflow, input) values (name, cron, workflow, input)
+  insert into wf.schedules (name, cron, workflow, input, priority) values (name, cron, workflow, input, priority)
   on conflict on constraint schedules_pkey do update
-    set cron = excluded.cron, workflow = excluded.workflow, input = excluded.input;
+    set cron = excluded.cron, workflow = excluded.workflow, input = excluded.input, priority = excluded.priority;
   execute 'select cron.schedule($1, $2, $3)' into v_job_id
     using 'wf:' || name, cron, format('select wf.fire_schedule(%L)', name);
   return v_job_id;
 end;
 $$;
 
-revoke all on function wf.schedule(text, text, text, jsonb) from public;
-grant execute on function wf.schedule(text, text, text, jsonb) to wf_admin;
+revoke all on function wf.schedule(text, text, text, jsonb, int) from public;
+grant execute on function wf.schedule(text, text, text, jsonb, int) to wf_admin;
 
 -- sql/functions/schema_error.sql
 -- wf.schema_error: the first way a value breaks a schema checked by wf.check_schema, as
@@ -3450,7 +3533,7 @@ begin
   if not found then
     return null;
   end if;
-  select r.depth, r.correlation_id, r.owner, d.action as workflow into v_parent
+  select r.depth, r.correlation_id, r.owner, r.priority, d.action as workflow into v_parent
   from wf.runs r
   join wf.steps s on s.run_id = r.id and s.name = start_child.step
   join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
@@ -3464,7 +3547,7 @@ begin
   end if;
   begin
     v_child := wf.enqueue(v_parent.workflow, input, format('wf-child:%s:%s:%s', run_id, step, attempt),
-                          null, v_parent.correlation_id);
+                          null, v_parent.correlation_id, v_parent.priority);
   exception when sqlstate '22023' or sqlstate 'P0002' or sqlstate '55000' or sqlstate '54000' then
     -- guard: the child cannot start; trying again would not help
     perform wf.fail(run_id, step, attempt, format('child workflow %s did not start: %s', v_parent.workflow, sqlerrm), false);
@@ -3575,6 +3658,23 @@ end;
 $$;
 
 revoke all on function wf.start_wait(uuid, text, text, bigint) from public;
+
+-- sql/functions/step_queue.sql
+-- wf.step_queue: the queue a step's messages live in — its stage's queue, or the band queue of
+-- its run's priority (`_hi` above 0, `_lo` below; wf.ensure_band created it when the run was
+-- enqueued). Inlined by the planner: a plain expression wherever a step's queue is needed.
+create or replace function wf.step_queue(queue text, queue_hi text, queue_lo text, priority int)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when priority > 0 then coalesce(queue_hi, queue)
+              when priority < 0 then coalesce(queue_lo, queue)
+              else queue end
+$$;
+
+revoke all on function wf.step_queue(text, text, text, int) from public;
 
 -- sql/functions/template_vars.sql
 -- wf.template_vars: check that one template string parses (balanced delimiters,
@@ -3859,8 +3959,11 @@ stable
 security definer
 set search_path = ''
 as $$
-  select st.name, st.queue, st.max_concurrency, m.queue_length
-  from wf.stages st cross join lateral pgmq.metrics(st.queue) m
+  select st.name, st.queue, st.max_concurrency,
+         (select sum(m.queue_length)::bigint
+          from unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+          cross join lateral pgmq.metrics(b.queue) m)
+  from wf.stages st
 $$;
 
 revoke all on function wf.worker_stages() from public;
@@ -4284,55 +4387,57 @@ insert into wf.migrations (version, name, checksum) values
   (13, '0013_map.sql', '58daa5ba6823b28f92b86e051c5ad248e373039db719b846142f08d6668ef195'),
   (14, '0014_compensation.sql', '788c2740d809c03be520e35a043f74504a40ec600b61e5c12b77b5bc8ba60f82'),
   (15, '0015_stage_limits.sql', '1b180cffe3271512b0e8c86b73dccca68e7c7cd5c3e0ac6d3345a1e60e5d1c39'),
-  (16, '0016_concurrency_debounce.sql', '3f99c43d444e7f172c4633052c11887348eff8758e846bf260c77e256be9c791')
+  (16, '0016_concurrency_debounce.sql', '3f99c43d444e7f172c4633052c11887348eff8758e846bf260c77e256be9c791'),
+  (17, '0017_priorities.sql', '1c7d80bf9a596f8d1fd5f524ae6dbe2e463f365d2e32e6e9964e491e1ba005e9')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
-  ('functions/advance.sql', 'function', 'ae3ce5019d80d8de248e4ed10be1c5e11c6d819fc63002fa9ddf45d72ec0d44c'),
-  ('functions/advance_runs.sql', 'function', '5691df7685fd09457fa76403ebf5331286a8b8f13523295046820d1250b8e7bf'),
+  ('functions/advance.sql', 'function', '7afd7c639db2c5c3d1f8e61311e6c0f679a3c2f04394eaa54c6e1096e768e5d4'),
+  ('functions/advance_runs.sql', 'function', 'd886bb7ea72ec585e825a7b10ff964bdabe8999f18433ce7f70892af543a1a71'),
   ('functions/allow_sql_step.sql', 'function', 'e5a23a44c96b13ffa0499290b730be97db65e91383cc2d26c6af9350971b7d00'),
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
   ('functions/cancel.sql', 'function', '9d1380857232f2ae6d7550a0074f75fcbabb1c315e98cea04ef5eff1c12e5ed5'),
-  ('functions/cancel_open_steps.sql', 'function', 'bf0eeb475ac94a8965cd5145e0c26fde93ccd60df34e6d8150732220b7237996'),
+  ('functions/cancel_open_steps.sql', 'function', '2d2db813e103408757407da8e701ab70acd3056df1cc8338aed29fc8d6fbe62f'),
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_key_path.sql', 'function', '1ebd3d1c1f67057ca2d2af41b7b1dd711dac7696f5da20ff6ac084e8c4c5491f'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', 'd093f85a7aa8ba0a8f99b6cff467802e1cefde5381576e8e0c19ab3e695c3772'),
+  ('functions/claim.sql', 'function', '16b80e4b9020d920163605da080f8b2e55316bb9f0beb7427666162ed0f60dbc'),
   ('functions/close_if_done.sql', 'function', '7578ded52a2c15aeecb4992ac6eb4533a4fd09429c490b993f38a317b4dd4448'),
-  ('functions/compensate_progress.sql', 'function', '7d2598159105bb9dba1f8f01f21494ea9bc05f7d8424a7f1fe6a5557afb9cddf'),
+  ('functions/compensate_progress.sql', 'function', '0afa50d5fe044359cee5ff0a7efe4a4c038dd7d4d0b6b97ada813a453342fd3c'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
-  ('functions/complete_batch.sql', 'function', 'b045e1636dfb034bea94736ddd8e933c925f3c5f8b7946acfeeabebd09ef7553'),
+  ('functions/complete_batch.sql', 'function', '9b4bd845599b9f587a35abe5b533d19b693699ac1a898625f77117d50a6bc80a'),
   ('functions/complete_sql.sql', 'function', '7e40699fff9a1ca897d8b8468799d94e53c79192ebc665ffecde09d6fc697351'),
   ('functions/configure_stage.sql', 'function', 'd94bfe6d0682a0f46aab2a8e6841bd0249b065e1f3636ccab437b84ffed37551'),
-  ('functions/current_attempt.sql', 'function', 'e203be3682501c61d91d419e90b70a13df9af40838a819719863c739dfde8c41'),
+  ('functions/current_attempt.sql', 'function', 'aec862f1884ffaaaa01c788c9a2a6c256bd9a3e87f5ab7b8b7a66871428f22c4'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
-  ('functions/debounce_run.sql', 'function', '57b59d3640ec6dcb5387c3854982163edcafe48953fd41a195136fff1c32a51b'),
+  ('functions/debounce_run.sql', 'function', '6704ef84bea7ff7b8fea0425f723592a74fd00fd13cb568d646f4991b6e916d7'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
-  ('functions/define.sql', 'function', 'd1eced28fc238fc83f61650d0b7aab7512b56281429d06ba2b0ff7b0a61947ec'),
+  ('functions/define.sql', 'function', '1187801c92138a537912238518eb49136223b25e29063b453c4a84b6dd9e58c2'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
-  ('functions/enqueue.sql', 'function', '035acaa65a3bc76b593007f6907edfbf90721de5b3ce186438273f7a6b8812fe'),
+  ('functions/enqueue.sql', 'function', 'fede79415f6a36d30528f9ec1f8742da73298926165e85719ad5dfe72c864577'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
+  ('functions/ensure_band.sql', 'function', '654bade21107f6a5235f925b72ea19d281066946dd1d94dca548cf117d37be51'),
   ('functions/expand_map.sql', 'function', 'eee394380ef23fac762fa764c1f2f6e981a4e9019a6f74426b1be5a95ca91080'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
   ('functions/fail.sql', 'function', '67a89532f4175a859f2811a4070fddb63acce72023f2ae4343c2b7e44103eb1a'),
   ('functions/finish_child.sql', 'function', '90025d23b63dac2eedb216e36ec39b401ae83872096b3e0f26ea80c0a28e7338'),
   ('functions/finish_step.sql', 'function', '84d546b2ac39152ca7c86eaec56279c5b7e4164ce3424eba8f842ca0c15cbd6d'),
-  ('functions/fire_schedule.sql', 'function', 'e926760a311b7772047e138b839c5454701ba350e5819f6381a2a5ec73f90f3a'),
+  ('functions/fire_schedule.sql', 'function', '43da56e4be9b5b54dbdf06fb107d19f89700f6f5ad9490619bbaf9db72d2af9c'),
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
   ('functions/hold_stage_room.sql', 'function', '105d5e7cdfe62872e89c62b546ce0416518c3829dcfdbbf0a16af16a6e69702b'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
-  ('functions/kill_step.sql', 'function', 'c4a156eeae70a7b8ee4c2b376bb91144cd33f902b0f60d99c8cf4145115204c6'),
-  ('functions/map_progress.sql', 'function', '5f2e6d24eac4663298df94e71e767b581bb2618ea5f52d0420a630aed4e29524'),
+  ('functions/kill_step.sql', 'function', 'a8d5e1afb330034609a6499b68ae6c600deac0cd559965b7b1fa18b3d5944ef6'),
+  ('functions/map_progress.sql', 'function', '50d3e1cb2303d7bbf5bd5d10d8fc1c2695b98f02e884df9bb7de64e0d969933f'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
   ('functions/normalize_compensation.sql', 'function', '9e0080e8b9b3d128fde534ef2cac89821043439ab518a231ec5e94bc1cfed120'),
   ('functions/normalize_definition.sql', 'function', '82eb52e91d8bac5dededda2df5d833536e622b23722187b0e3d04cb92d8582a0'),
   ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
-  ('functions/pause.sql', 'function', '161a79470342148139c98c5bab6527c00f83c75604cc59c7bb050f7ca5d8b04f'),
+  ('functions/pause.sql', 'function', '167c49a16c56d12e8552b68d4eaec3468f65f07df995c5e31017f7d623eac60a'),
   ('functions/pause_stage.sql', 'function', '77f01667e679e7a7efd1c23d4ca2a4dd9c586a8582d72fd68a126fcac1666973'),
-  ('functions/queue_metrics.sql', 'function', '6151c0cc54e7ca15594c5c39bf70564db06e52dbbb5fa163564a4e0b1a2378b8'),
+  ('functions/queue_metrics.sql', 'function', 'aac266dc1a63e1a8953eef704c737752a296a23787dd100c928b946b1574bb8b'),
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
   ('functions/raise_input_error.sql', 'function', '458ba6f6cb49314072a126271466754cfd8fedb7da630c5a3cd6f651aab4d5be'),
   ('functions/release_key.sql', 'function', '18e0ff209116927f483da2b0b8a0b0c6a6bc2735f736b36836068efc1abb4b89'),
@@ -4340,27 +4445,28 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
   ('functions/resume.sql', 'function', 'ebaafd2fe2aa7ac6a0a6e4e163dcfee6872c82a7616175c77616c2784bcdd523'),
   ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
-  ('functions/retry.sql', 'function', 'f7cade6cb4686ad3a7b0badac8f8d225ddbc68176243f5de85592555d6e02a60'),
+  ('functions/retry.sql', 'function', '55d64ae9c0c49a4520122b7041be59d8a4fd4c86c8e572f0d471af1ebdaf2b9f'),
   ('functions/run_ended.sql', 'function', 'b0d14450f60b62d4ce74cd0e377e02559667b3aa1ff0cc5c8d465e5cdbbc9270'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
-  ('functions/schedule.sql', 'function', 'e3767e51db944a60a4fd77f945fda623184da4e3ee86fc35080e97d5d5927e55'),
+  ('functions/schedule.sql', 'function', 'd88710cf111b0b9aff341f393b82b3d908e301b0cdeb081bfaf7508023e2cf9f'),
   ('functions/schema_error.sql', 'function', '91085a2d3a483f482d4790248424422c1069c6f8dbf99c461384ee8071941782'),
   ('functions/set_active.sql', 'function', '11542cb19c879b8830a7befefe580399d66b888a93710b68281ba268d463a247'),
   ('functions/setting.sql', 'function', 'f157f8fc7ac51834617d3e6130716973bb7173c5c1913b3cc58479a69915039e'),
   ('functions/signal.sql', 'function', 'c7fc86c5b3ae84dc9d51df76c491bd23e0f6631e074da09519df8b0db6c6ab9b'),
   ('functions/skip.sql', 'function', '8af695b8be707b14595e612fc355058a2bfc834c75aba40f7447e548c59c566d'),
   ('functions/stage_room.sql', 'function', '04ff19ba0a5c4caa64b9ab1a3c1952ced0c254fddac1c17bd6d8999fcaea74dd'),
-  ('functions/start_child.sql', 'function', '6930b3d54909346c2f4b7db90df1adb80479799bb8e03791b394a867858db970'),
+  ('functions/start_child.sql', 'function', '5039a5582a9320574afbd6e3c798d790ccd848c132ddf38880b80a3dd48cd85d'),
   ('functions/start_compensations.sql', 'function', '901502070286a081702976bbabe47958848cafc93c2e11261dd97665c87d3268'),
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
+  ('functions/step_queue.sql', 'function', 'f0280c3f1833631ae656bcf7a055aca026291dab625a0034250d635a9935ab29'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
   ('functions/tick.sql', 'function', '246d88942c29559a8d437574565ef244c1e44fa0b4ea799305f30889e335da1c'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
   ('functions/wait_timed_out.sql', 'function', 'e0881b78fadafc30e405f79bc5a5b8823b2a295dc1dbacde416fa0e631e669bd'),
-  ('functions/worker_stages.sql', 'function', 'bcab340c2044e3eea5857a4d36a9c1524c8c953b4b852ec61d50162a51673f9c'),
+  ('functions/worker_stages.sql', 'function', 'a4bc21fd3ee81080477da9af37dce11bb3ee354fbd99e473433ddfe6238186ab'),
   ('views/dead_letters.sql', 'view', 'abd1b94aaa23866380fde29d4185543e047b5449629a9690af25869ef9d508fd'),
   ('views/failures.sql', 'view', 'd5a8f66ed99ea1e3c80fbd3ef3c4e6a44477488eaa895fb4087f23df3acc8de5'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
@@ -4371,4 +4477,4 @@ insert into wf.routines (path, kind, checksum) values
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
   ('views/workflow_stats.sql', 'view', '58972bfedeb4649558ef092f5b3c95c972da1200c5c84ce3fcd2496933b531a6')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql']);
