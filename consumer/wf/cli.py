@@ -278,6 +278,73 @@ def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
     _print_rows(story["events"], False)
 
 
+_RUN_STATUSES = ("scheduled", "pending", "running", "paused", "compensating", "completed", "failed",
+                 "compensation_failed", "cancelled")
+
+
+@cli.command()
+@dsn_option
+@json_option
+@click.option("--status", type=click.Choice(_RUN_STATUSES), envvar="WF_STATUS", show_envvar=True,
+              help="Only runs in this status.")
+@click.option("--workflow", envvar="WF_WORKFLOW", show_envvar=True, help="Only runs of this workflow.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+              envvar="WF_SINCE", show_envvar=True,
+              help="Only runs created at or after this ISO time (UTC when no offset).")
+@click.option("--correlation-id", envvar="WF_CORRELATION_ID", show_envvar=True,
+              help="Only runs with this correlation id.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000), envvar="WF_LIMIT",
+              show_envvar=True, help="How many runs at most, newest first.")
+def runs(dsn: str, as_json: bool, status: str | None, workflow: str | None, since: datetime | None,
+         correlation_id: str | None, limit: int) -> None:
+    """Runs filtered by status, workflow, time and correlation id, newest first."""
+    if since is not None and since.tzinfo is None:
+        from datetime import UTC
+
+        since = since.replace(tzinfo=UTC)
+    rows = _run(_fetch(dsn, queries.RUNS_FILTERED, status, workflow, since, correlation_id, limit))
+    _print_rows(rows, as_json, ["run_id", "workflow", "version", "status", "progress", "current_steps", "attempts",
+                                "last_error", "correlation_id", "created_at"] if not as_json else None)
+
+
+@cli.command()
+@dsn_option
+@json_option
+@click.argument("name", required=False)
+def workflows(dsn: str, as_json: bool, name: str | None) -> None:
+    """Every workflow with its current version, or the versions of NAME."""
+    if name is None:
+        _print_rows(_run(_fetch(dsn, queries.WORKFLOWS)), as_json)
+        return
+    rows = _run(_fetch(dsn, queries.WORKFLOW_VERSIONS, name))
+    if not rows:
+        raise BadInput(f"unknown workflow {name}")
+    _print_rows(rows, as_json)
+
+
+@cli.command("diff")
+@dsn_option
+@click.argument("name")
+@click.argument("v1", type=click.IntRange(1))
+@click.argument("v2", type=click.IntRange(1))
+def diff_versions(dsn: str, name: str, v1: int, v2: int) -> None:
+    """What changed in workflow NAME from version V1 to V2."""
+    from wf.diff import diff
+
+    async def both() -> list[Any]:
+        conn = await db.connect(dsn)
+        try:
+            return [await conn.fetchval(queries.WORKFLOW_DEFINITION, name, v) for v in (v1, v2)]
+        finally:
+            await conn.close()
+
+    old, new = _run(both())
+    for version, definition in ((v1, old), (v2, new)):
+        if definition is None:
+            raise BadInput(f"workflow {name} has no version {version}")
+    click.echo("\n".join(diff(name, v1, old, v2, new)))
+
+
 def _uuid(value: str) -> Any:
     import uuid
 

@@ -51,6 +51,21 @@ DEFINE = "select wf.define($1::jsonb)"
 ENQUEUE = "select wf.enqueue($1, $2::jsonb, $3, $4, $5, $6) as id"
 # the newest $1 runs
 RUNS_OVERVIEW = "select * from wf.runs_overview limit $1"
+# runs filtered by status $1, workflow $2, created since $3, correlation id $4 (null: any), at most $5, newest first
+RUNS_FILTERED = """
+select * from wf.runs_overview
+where ($1::text is null or status = $1) and ($2::text is null or workflow = $2)
+  and ($3::timestamptz is null or created_at >= $3) and ($4::text is null or correlation_id = $4)
+order by created_at desc limit $5"""
+# every workflow with its current version (one row each), or the versions of workflow $1
+WORKFLOWS = """
+select workflow, version as current_version, active, steps, created_at as defined_at,
+       (select count(*) from wf.workflow_versions o where o.workflow = v.workflow) as versions
+from wf.workflow_versions v where current order by workflow"""
+WORKFLOW_VERSIONS = ("select workflow, version, current, active, steps, created_at from wf.workflow_versions "
+                     "where workflow = $1")
+# one version's definition: workflow $1, version $2
+WORKFLOW_DEFINITION = "select definition from wf.workflow_versions where workflow = $1 and version = $2"
 # one run's overview row
 RUN = "select * from wf.runs_overview where run_id = $1"
 # one run's attempts, in the order they started
@@ -196,3 +211,14 @@ INSTALL_BODIES_UNCHECKED = "set local check_function_bodies = off"
 INSTALL_BODIES_CHECKED = "set local check_function_bodies = on"
 # a view whose columns change: restrict, never cascade ({} is a name from sql/views/ or quote_ident)
 INSTALL_DROP_VIEW = "drop view {}"
+
+# ---- gen-types ----------------------------------------------------------------------------------
+
+# every active workflow's current version: its input_schema, required_fields and template variables
+GEN_TYPES_WORKFLOWS = """
+select w.name, d.definition -> 'input_schema' as input_schema,
+       d.definition -> 'required_fields' as required_fields, d.input_vars
+from wf.workflows w join wf.definitions d on d.workflow = w.name and d.version = w.current_version
+where w.active
+order by w.name
+"""

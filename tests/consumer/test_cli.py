@@ -60,7 +60,7 @@ def unreachable() -> str:
 # ---- help and options ------------------------------------------------------------------------------------
 
 COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "signal", "pause", "resume",
-            "stage pause", "stage resume", "stage configure", "worker"]
+            "stage pause", "stage resume", "stage configure", "runs", "workflows", "diff", "worker"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -472,3 +472,48 @@ def test_unreachable_database_exits_1(unreachable, args):
     assert len(lines) == 1 and lines[0].startswith("wf: cannot reach the database"), result.stderr
 
 
+
+
+# ---- runs, workflows, diff -----------------------------------------------------------------------------
+
+
+def test_runs_filters_by_status_workflow_and_correlation_id(db, conn):
+    define(conn, chain("two", n=2))
+    define(conn, chain("one", n=1))
+    a = enqueue(conn, "two", correlation_id="order-1")
+    b = enqueue(conn, "one")
+    conn.execute("select wf.cancel(%s)", (b,))
+    listed = {r["run_id"]: r for r in json.loads(ok(wf("runs", "--json", dsn=db)))}
+    assert set(listed) == {a, b}
+    assert [r["run_id"] for r in json.loads(ok(wf("runs", "--json", "--status", "cancelled", dsn=db)))] == [b]
+    assert [r["run_id"] for r in json.loads(ok(wf("runs", "--json", "--workflow", "two", dsn=db)))] == [a]
+    assert [r["run_id"] for r in json.loads(ok(wf("runs", "--json", "--correlation-id", "order-1", dsn=db)))] == [a]
+    assert json.loads(ok(wf("runs", "--json", "--since", "2999-01-01", dsn=db))) == []
+    result = wf("runs", "--status", "nope", dsn=db)
+    assert result.returncode == 2 and "--status" in result.stderr
+
+
+def test_workflows_lists_current_versions_and_the_versions_of_one(db, conn):
+    define(conn, chain("two", n=2))
+    define(conn, chain("two", n=3))
+    [row] = json.loads(ok(wf("workflows", "--json", dsn=db)))
+    assert (row["workflow"], row["current_version"], row["versions"], row["steps"]) == ("two", 2, 2, 3)
+    versions = json.loads(ok(wf("workflows", "two", "--json", dsn=db)))
+    assert [(v["version"], v["current"]) for v in versions] == [(2, True), (1, False)]
+    bad_input(wf("workflows", "nope", dsn=db), "unknown workflow nope")
+
+
+def test_diff_names_what_changed_between_two_versions(db, conn):
+    first = chain("two", n=2)
+    define(conn, first)
+    second = chain("two", n=3)
+    second["max_retries"] = 5
+    second["steps"][0]["payload_template"] = {"i": 10}
+    define(conn, second)
+    out = ok(wf("diff", "two", "1", "2", dsn=db)).splitlines()
+    assert out[0] == "workflow two: version 1 → 2"
+    assert "  max_retries: (added) 5" in out
+    assert "  + step s3 (echo.go)" in out
+    assert "  ~ step s1: payload_template.i: 1 → 10" in out
+    assert ok(wf("diff", "two", "2", "2", dsn=db)).splitlines()[1] == "  no change"
+    bad_input(wf("diff", "two", "1", "9", dsn=db), "workflow two has no version 9")

@@ -22,6 +22,7 @@ DOCUMENTED = {
     "workflow_stats": ["workflow", "version", "runs", "completion_rate", "failure_rate", "mean_duration",
                        "p95_duration"],
     "run_history": ["run_id", "seq", "at", "step", "attempt", "kind", "detail"],
+    "workflow_versions": ["workflow", "version", "current", "active", "created_at", "steps", "definition"],
 }
 EXACT = {"runs_overview", "step_timeline"}
 # views for apps rather than the psql dashboard: tested in tests/supabase/test_rls.py
