@@ -524,3 +524,26 @@ def worker(dsn: str, concurrency: int, stage_list: str, claim_ahead: int | None,
         stop_requested=lambda: bool(stop_signals),
     )
     sys.exit(_run(run_worker(config)))
+
+
+@cli.command("gen-types")
+@dsn_option
+@click.option("--lang", type=click.Choice(["ts", "py"]), required=True, envvar="WF_GEN_TYPES_LANG", show_envvar=True,
+              help="TypeScript (Deno, browsers, Node) or Python (TypedDicts and typed overloads).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), envvar="WF_GEN_TYPES_OUT",
+              show_envvar=True, help="Write the module to this file (default: stdout).")
+def gen_types(dsn: str, lang: str, out: Path | None) -> None:
+    """Types for every active workflow's input and a start helper keyed by workflow name, for the
+    `workflows` HTTP API (and supabase.rpc in TypeScript): a wrong name or field fails to type-check."""
+    from wf.gentypes import generate
+
+    rows = _run(_fetch(dsn, queries.GEN_TYPES_WORKFLOWS))
+    text = generate(lang, rows)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise BadInput(f"--out: cannot write {out}: {exc.strerror}") from exc
+    click.echo(f"{out}: types for {len(rows)} active workflow(s)", err=True)
