@@ -60,7 +60,7 @@ def unreachable() -> str:
 # ---- help and options ------------------------------------------------------------------------------------
 
 COMMANDS = ["install", "define", "enqueue", "status", "stages", "dlq", "retry", "cancel", "signal", "pause", "resume",
-            "stage pause", "stage resume", "stage configure", "runs", "workflows", "diff", "worker"]
+            "stage pause", "stage resume", "stage configure", "runs", "workflows", "diff", "gen-types", "worker"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
