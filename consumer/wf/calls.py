@@ -18,6 +18,8 @@ import aiohttp
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from wf import tracing
+
 EXCERPT_CHARS = 500
 RETRYABLE_STATUS = {408, 429}
 # wf.fail waits at most a day whatever the function asks, and takes an int4: a bigger value would fail
@@ -48,6 +50,8 @@ class Call:
     payload: Any
     timeout_seconds: float
     correlation_id: str | None = None
+    # W3C trace context for the function (wf.tracing): the attempt's span, else derived from the run id
+    traceparent: str | None = None
 
 
 def _excerpt(body: bytes) -> str:
@@ -135,6 +139,7 @@ class Caller:
             "x-wf-run": call.run_id,
             "x-wf-step": call.step,
             "x-wf-attempt": str(call.attempt),
+            "traceparent": call.traceparent or tracing.Attempt(call.run_id).traceparent,
         }
         if self._token:
             headers["authorization"] = f"Bearer {self._token}"

@@ -6,7 +6,8 @@ not_before first asks wf.defer: if its time is still ahead, the attempt is given
 
 A call longer than what is left of the claim's lease gets a heartbeat (wf.extend) that keeps the message
 invisible while it runs. Whatever goes wrong with one step is contained here: it is reported as a
-retryable worker error and never takes the worker down.
+retryable worker error and never takes the worker down. Each attempt is a span when tracing is on
+(wf.tracing), and its traceparent goes with the call either way.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from wf.logs import log
 from wf.metrics import Metrics
 from wf.render import RenderError, build_context, render_items, render_not_before, render_payload, render_when
 from wf.reports import Expand, Report, Reporter, RunSql, Skip, StartChild
+from wf.tracing import Attempt, Tracer
 
 EXTEND_MARGIN = 10.0  # seconds before the lease runs out at which the heartbeat extends it
 # the field a step's template is, by kind (named in render errors)
@@ -31,20 +33,22 @@ TEMPLATE_KEYS = {"function": "payload_template", "workflow": "input_template", "
 
 class StepRunner:
     def __init__(self, pool: asyncpg.Pool, caller: Caller, reporter: Reporter, leases: Leases,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, tracer: Tracer | None = None) -> None:
         self._pool = pool
         self._caller = caller
         self._reporter = reporter
         self._leases = leases
         self._metrics = metrics
+        self._tracer = tracer if tracer is not None else Tracer()
 
     async def run(self, stage: str, task: asyncpg.Record) -> None:
         """Perform and report one claimed step; raises only CancelledError (shutdown)."""
         started = time.perf_counter()
         outcome: Report | None
         self._leases.hold(task)
+        span = self._tracer.attempt(task["run_id"], task["workflow"], task["step"], task["attempt"], task["kind"])
         try:
-            outcome = await self._perform(task)
+            outcome = await self._perform(task, span)
             if outcome is not None:
                 await self._reporter.report(task, outcome)
         except asyncio.CancelledError:
@@ -60,9 +64,9 @@ class StepRunner:
                     note="the message comes back after the visibility timeout")
         finally:
             self._leases.release(task)
-            self._log_call(stage, task, outcome, time.perf_counter() - started)
+            self._log_call(stage, task, outcome, time.perf_counter() - started, span)
 
-    async def _perform(self, task: asyncpg.Record) -> Report | None:
+    async def _perform(self, task: asyncpg.Record, span: Attempt) -> Report | None:
         """What to report for the step, or None when nothing is (its not_before is still ahead)."""
         ctx = build_context(task["context"])
         kind = task["kind"]
@@ -86,7 +90,7 @@ class StepRunner:
         if kind == "sql":
             return RunSql(payload)
         call = Call(str(task["run_id"]), task["step"], task["attempt"], task["function"], task["action"],
-                    payload, float(task["timeout_seconds"]), task["correlation_id"])
+                    payload, float(task["timeout_seconds"]), task["correlation_id"], span.traceparent)
         heartbeat = None
         if self._leases.seconds_left(task) < call.timeout_seconds + EXTEND_MARGIN:
             heartbeat = asyncio.create_task(self._heartbeat(task))
@@ -112,7 +116,8 @@ class StepRunner:
                 continue
             self._leases.extend(task, extend_by)
 
-    def _log_call(self, stage: str, task: asyncpg.Record, outcome: Report | None, seconds: float) -> None:
+    def _log_call(self, stage: str, task: asyncpg.Record, outcome: Report | None, seconds: float,
+                  span: Attempt) -> None:
         if outcome is None:
             status, fields = "deferred", {"not_before": task["not_before"]}
         elif isinstance(outcome, Expand):
@@ -129,6 +134,7 @@ class StepRunner:
             status = "retryable_error" if outcome.retryable else "error"
             fields = {"error": outcome.error}
         http_status = getattr(outcome, "http_status", None)
+        span.end(status, http_status, getattr(outcome, "error", None))
         self._metrics.calls.labels(stage, status).inc()
         self._metrics.duration.labels(stage).observe(seconds)
         log("call", run_id=str(task["run_id"]), step=task["step"], attempt=task["attempt"],

@@ -9,7 +9,8 @@ pool serves claims and reports, one more connection LISTENs.
 - Each iteration is contained: a failed claim round logs, backs off and goes on; a failed step is
   reported as a worker error by wf.step.
 - Shutdown is explicit: stop() stops claiming; in-flight steps get `grace` seconds, the rest are
-  cancelled; then the side tasks, the answer batcher, /metrics and the pool close, in that order.
+  cancelled; then the side tasks, the answer batcher, /metrics and the pool close, in that order, and
+  the tracer (wf.tracing) flushes its last spans.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from wf import db, queries
+from wf import db, queries, tracing
 from wf.calls import Caller
 from wf.leases import Leases
 from wf.logs import log
@@ -102,11 +103,12 @@ class Worker:
             return 0
         health = HealthServer(self.metrics, lambda: self._contact.at)
         completes = CompleteBatcher(pool)
+        tracer = tracing.setup()
         try:
             async with Caller(cfg.functions_url, cfg.token, cfg.signing_secret, max_connections=cfg.concurrency,
                               max_response_bytes=cfg.max_response_bytes) as caller:
                 reporter = Reporter(pool, completes, self._leases, self._contact)
-                self._steps = StepRunner(pool, caller, reporter, self._leases, self.metrics)
+                self._steps = StepRunner(pool, caller, reporter, self._leases, self.metrics, tracer)
                 await self._wakeups.refresh(pool)
                 if cfg.metrics_port is not None:
                     await health.start(cfg.metrics_port)
@@ -130,6 +132,7 @@ class Worker:
             await completes.close()
             await health.stop()
             await pool.close()
+            await asyncio.to_thread(tracer.shutdown)  # flushes the last spans (bounded)
         log("worker_stopped")
         return 0
 

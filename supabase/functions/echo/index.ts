@@ -8,7 +8,7 @@ type Received = {
   headers: Record<string, string | null>;
 };
 
-const RECORDED_HEADERS = ["x-wf-run", "x-wf-step", "x-wf-attempt", "webhook-id"];
+const RECORDED_HEADERS = ["x-wf-run", "x-wf-step", "x-wf-attempt", "webhook-id", "traceparent"];
 const calls: Received[] = [];
 
 export default contract(({ action, payload, req }) => {
