@@ -8,14 +8,7 @@ as $$
 declare
   v_status text;
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = cancel.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;

@@ -181,9 +181,7 @@ begin
       -- guard: the run was paused after this message was sent (wf.pause unqueues the rest):
       -- the step waits with its run, its attempt unused
       if v_row.run_status = 'paused' and v_row.status in ('queued', 'retrying') then
-        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
-        update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
-        where s.run_id = v_run_id and s.name = v_row.name;
+        perform wf.unqueue_steps(v_run_id);
         continue;
       end if;
 

@@ -7,19 +7,10 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_step record;
   v_queued jsonb;
 begin
   perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
-  for v_step in
-    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
-    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
-    where s.run_id = p_run_id and s.status = 'queued'
-  loop
-    perform pgmq.archive(v_step.queue, v_step.msg_id);
-    update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
-    where s.run_id = p_run_id and s.name = v_step.name;
-  end loop;
+  perform wf.unqueue_steps(p_run_id);
   update wf.runs r set input = p_input, run_at = p_start where r.id = p_run_id;
   -- a held run (its concurrency key is busy) stays held: it is queued when released
   if not (select r.held from wf.runs r where r.id = p_run_id) then

@@ -1,4 +1,4 @@
--- wf.finish_child: a child run became final (its message from wf.notify_parent, claimed
+-- wf.finish_child: a child run became final (its message from wf.run_ended, claimed
 -- on the internal stage): the parent's workflow step succeeds with the child's output, or
 -- fails with the child's error (retried as a new child while attempts remain). A no-op for
 -- a child that is not the step's current one, or a step that no longer waits.

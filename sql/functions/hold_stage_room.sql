@@ -9,20 +9,15 @@ as $$
 declare
   v_stage record;
 begin
-  select st.max_concurrency, st.rate_per_second, st.burst, st.tokens, st.tokens_at into v_stage
-  from wf.stages st where st.name = p_stage;
+  select st.max_concurrency, st.rate_per_second into v_stage from wf.stages st where st.name = p_stage;
   if v_stage.max_concurrency is not null then
     insert into wf.stage_leases (stage, run_id, step, attempt)
     select p_stage, u.run_id, u.step, u.attempt from unnest(p_run_ids, p_steps, p_attempts) as u(run_id, step, attempt)
     on conflict on constraint stage_leases_pkey do update set attempt = excluded.attempt;
   end if;
+  -- the bucket wf.stage_room refilled in this transaction pays for what started
   if v_stage.rate_per_second is not null then
-    update wf.stages st
-    set tokens = least(v_stage.burst::numeric,
-                       coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
-                                v_stage.burst)) - cardinality(p_run_ids),
-        tokens_at = clock_timestamp()
-    where st.name = p_stage;
+    update wf.stages st set tokens = st.tokens - cardinality(p_run_ids) where st.name = p_stage;
   end if;
 end;
 $$;

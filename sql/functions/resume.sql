@@ -11,17 +11,10 @@ declare
   v_run record;
   v_queued jsonb;
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status, r.started_at, r.run_at, r.held into v_run from wf.runs r where r.id = resume.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
-  if v_run.status <> 'paused' then
+  if wf.lock_run(run_id) <> 'paused' then
     return false;
   end if;
+  select r.started_at, r.run_at, r.held into v_run from wf.runs r where r.id = resume.run_id;
   update wf.runs r
   set status = case when v_run.started_at is not null then 'running'
                     when v_run.run_at > clock_timestamp() then 'scheduled' else 'pending' end

@@ -14,14 +14,7 @@ declare
   v_msg_id bigint;
   v_queued jsonb := '{}'::jsonb;
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = retry.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   -- a compensation that failed for good: the compensations resume where they stopped
   if v_status = 'compensation_failed' then
     for v_step in

@@ -1,6 +1,9 @@
--- wf.run_ended: a run became final (completed, failed, cancelled, compensation_failed): its
--- parent step is told (wf.notify_parent), and a run waiting for its concurrency key may start
--- (wf.release_key). Callers hold the run's lock.
+-- wf.run_ended: a run became final (completed, failed, cancelled, compensation_failed). A child
+-- run's parent step is told through the internal stage — a message {run_id, step, child} on
+-- wf__wf that wf.claim hands to wf.finish_child; a message, not a direct update, because taking
+-- the parent's lock here could deadlock with wf.cancel of the parent, which locks the parent and
+-- then its children. A run waiting for this run's concurrency key may start (wf.release_key).
+-- Callers hold the run's lock.
 create or replace function wf.run_ended(p_run_id uuid)
 returns void
 language plpgsql
@@ -9,10 +12,12 @@ as $$
 declare
   v_run record;
 begin
-  select r.workflow, r.parent_run_id, r.concurrency_key, r.concurrency_limit into v_run
+  select r.workflow, r.parent_run_id, r.parent_step, r.concurrency_key, r.concurrency_limit into v_run
   from wf.runs r where r.id = p_run_id;
   if v_run.parent_run_id is not null then
-    perform wf.notify_parent(p_run_id);
+    perform pgmq.send('wf__wf', jsonb_build_object('run_id', v_run.parent_run_id, 'step', v_run.parent_step,
+                                                   'child', p_run_id), 0);
+    perform pg_notify('wf', 'wf__wf');
   end if;
   if v_run.concurrency_limit is not null then
     perform wf.release_key(v_run.workflow, v_run.concurrency_key);

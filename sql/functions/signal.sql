@@ -29,11 +29,7 @@ begin
       run_id, name, octet_length(payload::text), v_max_bytes));
   end if;
 
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = signal.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;

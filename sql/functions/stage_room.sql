@@ -12,6 +12,7 @@ declare
   v_stage record;
   v_room int := p_qty;
   v_busy int;
+  v_tokens numeric;
 begin
   select st.max_concurrency, st.rate_per_second, st.burst, st.tokens, st.tokens_at into v_stage
   from wf.stages st where st.name = p_stage for update;
@@ -26,9 +27,15 @@ begin
     v_room := least(v_room, v_stage.max_concurrency - v_busy);
   end if;
   if v_stage.rate_per_second is not null then
-    v_room := least(v_room, floor(least(v_stage.burst::numeric,
-      coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
-               v_stage.burst)))::int);
+    -- the bucket refilled up to now (wf.hold_stage_room spends from it)
+    update wf.stages st
+    set tokens = least(v_stage.burst::numeric,
+                       coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
+                                v_stage.burst)),
+        tokens_at = clock_timestamp()
+    where st.name = p_stage
+    returning st.tokens into v_tokens;
+    v_room := least(v_room, floor(v_tokens)::int);
   end if;
   return greatest(v_room, 0);
 end;

@@ -1,7 +1,7 @@
 -- wf.start_child: a workflow step's attempt starts its child run (the worker rendered the
 -- input_template). Idempotent per attempt: the child's idempotency key is made of the
 -- parent run, step and attempt, so a repeated call returns the same child. The step then
--- waits without a lease or a message; the child's end comes back through wf.notify_parent
+-- waits without a lease or a message; the child's end comes back through wf.run_ended
 -- → wf.finish_child. A child that cannot start (unknown or inactive workflow, bad input,
 -- nesting past 10) fails the step without retry, naming why. Returns the child's id, or
 -- null when the attempt is no longer current or the step failed.

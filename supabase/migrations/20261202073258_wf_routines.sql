@@ -264,14 +264,7 @@ as $$
 declare
   v_status text;
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = cancel.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;
@@ -715,9 +708,7 @@ begin
       -- guard: the run was paused after this message was sent (wf.pause unqueues the rest):
       -- the step waits with its run, its attempt unused
       if v_row.run_status = 'paused' and v_row.status in ('queued', 'retrying') then
-        perform pgmq.archive(v_msg.queue, v_msg.msg_id);
-        update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
-        where s.run_id = v_run_id and s.name = v_row.name;
+        perform wf.unqueue_steps(v_run_id);
         continue;
       end if;
 
@@ -1242,19 +1233,10 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_step record;
   v_queued jsonb;
 begin
   perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
-  for v_step in
-    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
-    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
-    where s.run_id = p_run_id and s.status = 'queued'
-  loop
-    perform pgmq.archive(v_step.queue, v_step.msg_id);
-    update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
-    where s.run_id = p_run_id and s.name = v_step.name;
-  end loop;
+  perform wf.unqueue_steps(p_run_id);
   update wf.runs r set input = p_input, run_at = p_start where r.id = p_run_id;
   -- a held run (its concurrency key is busy) stays held: it is queued when released
   if not (select r.held from wf.runs r where r.id = p_run_id) then
@@ -1844,7 +1826,7 @@ revoke all on function wf.fail(uuid, text, int, text, boolean, int, int) from pu
 grant execute on function wf.fail(uuid, text, int, text, boolean, int, int) to wf_worker, wf_admin;
 
 -- sql/functions/finish_child.sql
--- wf.finish_child: a child run became final (its message from wf.notify_parent, claimed
+-- wf.finish_child: a child run became final (its message from wf.run_ended, claimed
 -- on the internal stage): the parent's workflow step succeeds with the child's output, or
 -- fails with the child's error (retried as a new child while attempts remain). A no-op for
 -- a child that is not the step's current one, or a step that no longer waits.
@@ -1990,20 +1972,15 @@ as $$
 declare
   v_stage record;
 begin
-  select st.max_concurrency, st.rate_per_second, st.burst, st.tokens, st.tokens_at into v_stage
-  from wf.stages st where st.name = p_stage;
+  select st.max_concurrency, st.rate_per_second into v_stage from wf.stages st where st.name = p_stage;
   if v_stage.max_concurrency is not null then
     insert into wf.stage_leases (stage, run_id, step, attempt)
     select p_stage, u.run_id, u.step, u.attempt from unnest(p_run_ids, p_steps, p_attempts) as u(run_id, step, attempt)
     on conflict on constraint stage_leases_pkey do update set attempt = excluded.attempt;
   end if;
+  -- the bucket wf.stage_room refilled in this transaction pays for what started
   if v_stage.rate_per_second is not null then
-    update wf.stages st
-    set tokens = least(v_stage.burst::numeric,
-                       coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
-                                v_stage.burst)) - cardinality(p_run_ids),
-        tokens_at = clock_timestamp()
-    where st.name = p_stage;
+    update wf.stages st set tokens = st.tokens - cardinality(p_run_ids) where st.name = p_stage;
   end if;
 end;
 $$;
@@ -2106,6 +2083,33 @@ end;
 $$;
 
 revoke all on function wf.kill_step(uuid, text, int, text, int) from public;
+
+-- sql/functions/lock_run.sql
+-- wf.lock_run: what every action on one run by an operator or app does first (cancel, retry,
+-- pause, resume, signal): refuse a null id (22023), take the run's lock (the one claims and
+-- answers take, so the action and a worker never interleave), and return the run's status —
+-- or raise P0002 naming an unknown run.
+create or replace function wf.lock_run(p_run_id uuid)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_status text;
+begin
+  if p_run_id is null then
+    perform wf.raise_input_error('run_id must not be null');
+  end if;
+  perform pg_advisory_xact_lock(7001, hashtext(p_run_id::text));
+  select r.status into v_status from wf.runs r where r.id = p_run_id;
+  if not found then
+    raise exception 'unknown run %', p_run_id using errcode = 'P0002';
+  end if;
+  return v_status;
+end;
+$$;
+
+revoke all on function wf.lock_run(uuid) from public;
 
 -- sql/functions/map_progress.sql
 -- wf.map_progress: after a map step expanded or one of its items became final. While items
@@ -2664,32 +2668,6 @@ $$;
 
 revoke all on function wf.normalize_definition(jsonb) from public;
 
--- sql/functions/notify_parent.sql
--- wf.notify_parent: a child run became final; tell its parent step through the internal
--- stage (a message {run_id, step, child} on wf__wf that wf.claim hands to wf.finish_child).
--- A message, not a direct update: the child's transaction holds the child's run lock, and
--- taking the parent's here could deadlock with wf.cancel of the parent, which locks the
--- parent first and then its children. Callers hold the child's run lock.
-create or replace function wf.notify_parent(p_run_id uuid)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_run record;
-begin
-  select r.parent_run_id, r.parent_step into v_run from wf.runs r where r.id = p_run_id;
-  if v_run.parent_run_id is null then
-    return;
-  end if;
-  perform pgmq.send('wf__wf', jsonb_build_object('run_id', v_run.parent_run_id, 'step', v_run.parent_step,
-                                                 'child', p_run_id), 0);
-  perform pg_notify('wf', 'wf__wf');
-end;
-$$;
-
-revoke all on function wf.notify_parent(uuid) from public;
-
 -- sql/functions/path_keys.sql
 -- wf.path_keys: a template path as the keys of a jsonb #> lookup:
 -- 'steps.quote.output.items[0].id' → {steps,quote,output,items,0,id}
@@ -2718,31 +2696,13 @@ set search_path = ''
 as $$
 declare
   v_status text;
-  v_step record;
-  v_returned text[] := '{}'::text[];
+  v_returned text[];
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = pause.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   if v_status not in ('scheduled', 'pending', 'running') then
     return false;
   end if;
-  for v_step in
-    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
-    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
-    where s.run_id = pause.run_id and s.status in ('queued', 'retrying')
-    order by s.name
-  loop
-    perform pgmq.archive(v_step.queue, v_step.msg_id);
-    update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
-    where s.run_id = pause.run_id and s.name = v_step.name;
-    v_returned := v_returned || v_step.name;
-  end loop;
+  v_returned := wf.unqueue_steps(run_id);
   update wf.runs r set status = 'paused' where r.id = pause.run_id;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, null, null, 'run_paused', jsonb_build_object('was', v_status, 'unqueued', to_jsonb(v_returned)));
@@ -2959,17 +2919,10 @@ declare
   v_run record;
   v_queued jsonb;
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status, r.started_at, r.run_at, r.held into v_run from wf.runs r where r.id = resume.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
-  if v_run.status <> 'paused' then
+  if wf.lock_run(run_id) <> 'paused' then
     return false;
   end if;
+  select r.started_at, r.run_at, r.held into v_run from wf.runs r where r.id = resume.run_id;
   update wf.runs r
   set status = case when v_run.started_at is not null then 'running'
                     when v_run.run_at > clock_timestamp() then 'scheduled' else 'pending' end
@@ -3033,14 +2986,7 @@ declare
   v_msg_id bigint;
   v_queued jsonb := '{}'::jsonb;
 begin
-  if run_id is null then
-    perform wf.raise_input_error('run_id must not be null');
-  end if;
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = retry.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   -- a compensation that failed for good: the compensations resume where they stopped
   if v_status = 'compensation_failed' then
     for v_step in
@@ -3102,9 +3048,12 @@ revoke all on function wf.retry(uuid) from public;
 grant execute on function wf.retry(uuid) to wf_admin;
 
 -- sql/functions/run_ended.sql
--- wf.run_ended: a run became final (completed, failed, cancelled, compensation_failed): its
--- parent step is told (wf.notify_parent), and a run waiting for its concurrency key may start
--- (wf.release_key). Callers hold the run's lock.
+-- wf.run_ended: a run became final (completed, failed, cancelled, compensation_failed). A child
+-- run's parent step is told through the internal stage — a message {run_id, step, child} on
+-- wf__wf that wf.claim hands to wf.finish_child; a message, not a direct update, because taking
+-- the parent's lock here could deadlock with wf.cancel of the parent, which locks the parent and
+-- then its children. A run waiting for this run's concurrency key may start (wf.release_key).
+-- Callers hold the run's lock.
 create or replace function wf.run_ended(p_run_id uuid)
 returns void
 language plpgsql
@@ -3113,10 +3062,12 @@ as $$
 declare
   v_run record;
 begin
-  select r.workflow, r.parent_run_id, r.concurrency_key, r.concurrency_limit into v_run
+  select r.workflow, r.parent_run_id, r.parent_step, r.concurrency_key, r.concurrency_limit into v_run
   from wf.runs r where r.id = p_run_id;
   if v_run.parent_run_id is not null then
-    perform wf.notify_parent(p_run_id);
+    perform pgmq.send('wf__wf', jsonb_build_object('run_id', v_run.parent_run_id, 'step', v_run.parent_step,
+                                                   'child', p_run_id), 0);
+    perform pg_notify('wf', 'wf__wf');
   end if;
   if v_run.concurrency_limit is not null then
     perform wf.release_key(v_run.workflow, v_run.concurrency_key);
@@ -3416,11 +3367,7 @@ begin
       run_id, name, octet_length(payload::text), v_max_bytes));
   end if;
 
-  perform pg_advisory_xact_lock(7001, hashtext(run_id::text));
-  select r.status into v_status from wf.runs r where r.id = signal.run_id;
-  if not found then
-    raise exception 'unknown run %', run_id using errcode = 'P0002';
-  end if;
+  v_status := wf.lock_run(run_id);
   if v_status in ('completed', 'failed', 'cancelled', 'compensation_failed') then
     return false;
   end if;
@@ -3486,6 +3433,7 @@ declare
   v_stage record;
   v_room int := p_qty;
   v_busy int;
+  v_tokens numeric;
 begin
   select st.max_concurrency, st.rate_per_second, st.burst, st.tokens, st.tokens_at into v_stage
   from wf.stages st where st.name = p_stage for update;
@@ -3500,9 +3448,15 @@ begin
     v_room := least(v_room, v_stage.max_concurrency - v_busy);
   end if;
   if v_stage.rate_per_second is not null then
-    v_room := least(v_room, floor(least(v_stage.burst::numeric,
-      coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
-               v_stage.burst)))::int);
+    -- the bucket refilled up to now (wf.hold_stage_room spends from it)
+    update wf.stages st
+    set tokens = least(v_stage.burst::numeric,
+                       coalesce(v_stage.tokens + v_stage.rate_per_second * extract(epoch from clock_timestamp() - v_stage.tokens_at),
+                                v_stage.burst)),
+        tokens_at = clock_timestamp()
+    where st.name = p_stage
+    returning st.tokens into v_tokens;
+    v_room := least(v_room, floor(v_tokens)::int);
   end if;
   return greatest(v_room, 0);
 end;
@@ -3514,7 +3468,7 @@ revoke all on function wf.stage_room(text, int) from public;
 -- wf.start_child: a workflow step's attempt starts its child run (the worker rendered the
 -- input_template). Idempotent per attempt: the child's idempotency key is made of the
 -- parent run, step and attempt, so a repeated call returns the same child. The step then
--- waits without a lease or a message; the child's end comes back through wf.notify_parent
+-- waits without a lease or a message; the child's end comes back through wf.run_ended
 -- → wf.finish_child. A child that cannot start (unknown or inactive workflow, bad input,
 -- nesting past 10) fails the step without retry, naming why. Returns the child's id, or
 -- null when the attempt is no longer current or the step failed.
@@ -3875,6 +3829,37 @@ $$;
 
 revoke all on function wf.tick_scheduled() from public;
 grant execute on function wf.tick_scheduled() to wf_worker, wf_admin;
+
+-- sql/functions/unqueue_steps.sql
+-- wf.unqueue_steps: a run's steps waiting in a queue (queued, or retrying after a backoff) go back
+-- to `waiting`, their messages archived and their attempts left as they were; wf.advance queues
+-- them again. For wf.pause (nothing new starts) and wf.debounce_run (they start later). Returns
+-- their names. Callers hold the run lock.
+create or replace function wf.unqueue_steps(p_run_id uuid)
+returns text[]
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_step record;
+  v_names text[] := '{}'::text[];
+begin
+  for v_step in
+    select s.name, s.msg_id, wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority) as queue
+    from wf.steps s join wf.stages st on st.name = s.function join wf.runs r on r.id = s.run_id
+    where s.run_id = p_run_id and s.status in ('queued', 'retrying')
+    order by s.name
+  loop
+    perform pgmq.archive(v_step.queue, v_step.msg_id);
+    update wf.steps s set status = 'waiting', msg_id = null, queued_at = null
+    where s.run_id = p_run_id and s.name = v_step.name;
+    v_names := v_names || v_step.name;
+  end loop;
+  return v_names;
+end;
+$$;
+
+revoke all on function wf.unqueue_steps(uuid) from public;
 
 -- sql/functions/unschedule.sql
 -- wf.unschedule: stop a recurring run; false when there was none
@@ -4419,13 +4404,13 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/allow_sql_step.sql', 'function', 'e5a23a44c96b13ffa0499290b730be97db65e91383cc2d26c6af9350971b7d00'),
   ('functions/auth_uid.sql', 'function', '8456164818df6c290cec860903ac6f8adc77dd22d65cae2b27bf63958fd81bbe'),
   ('functions/backoff_delay.sql', 'function', '0179cae4e941a7a58d19808893d145a5352add763769be1e6a10c3b43600cda9'),
-  ('functions/cancel.sql', 'function', '9d1380857232f2ae6d7550a0074f75fcbabb1c315e98cea04ef5eff1c12e5ed5'),
+  ('functions/cancel.sql', 'function', '6c8b171d8fadc954106eb0b25b0b3f71c195cc715bd2b017d0028ada25adfc2c'),
   ('functions/cancel_open_steps.sql', 'function', '2d2db813e103408757407da8e701ab70acd3056df1cc8338aed29fc8d6fbe62f'),
   ('functions/check_backoff.sql', 'function', 'f26545df6d7f6bbc452635dc903400d964b69edc9c910ad53e25ca9330d7194a'),
   ('functions/check_key_path.sql', 'function', '1ebd3d1c1f67057ca2d2af41b7b1dd711dac7696f5da20ff6ac084e8c4c5491f'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', '16b80e4b9020d920163605da080f8b2e55316bb9f0beb7427666162ed0f60dbc'),
+  ('functions/claim.sql', 'function', '202dc761c79a5e42ee834a02afd23ac3512616a35bab9a14e0fb67fe6f126ac4'),
   ('functions/close_if_done.sql', 'function', '7578ded52a2c15aeecb4992ac6eb4533a4fd09429c490b993f38a317b4dd4448'),
   ('functions/compensate_progress.sql', 'function', '0afa50d5fe044359cee5ff0a7efe4a4c038dd7d4d0b6b97ada813a453342fd3c'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
@@ -4434,7 +4419,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/configure_stage.sql', 'function', 'd94bfe6d0682a0f46aab2a8e6841bd0249b065e1f3636ccab437b84ffed37551'),
   ('functions/current_attempt.sql', 'function', 'aec862f1884ffaaaa01c788c9a2a6c256bd9a3e87f5ab7b8b7a66871428f22c4'),
   ('functions/deactivate.sql', 'function', '9315c7635243c1e53f41751947d2f53ed230ca16b98d131d37e34460bcd0a6d3'),
-  ('functions/debounce_run.sql', 'function', '6704ef84bea7ff7b8fea0425f723592a74fd00fd13cb568d646f4991b6e916d7'),
+  ('functions/debounce_run.sql', 'function', '105ca6d3ca97df51664023ec4934c0db2f734b2f66708ba4a753075761418f85'),
   ('functions/defer.sql', 'function', 'ea895238737151bda658f50001f8e9574093666c659b4d5165516f455024c7f3'),
   ('functions/define.sql', 'function', '1187801c92138a537912238518eb49136223b25e29063b453c4a84b6dd9e58c2'),
   ('functions/disallow_sql_step.sql', 'function', '157d5275a57e553aa737f5c2b04db7688e314e7acc648a4dee320e74fab0bab7'),
@@ -4444,20 +4429,20 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/expand_map.sql', 'function', 'eee394380ef23fac762fa764c1f2f6e981a4e9019a6f74426b1be5a95ca91080'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
   ('functions/fail.sql', 'function', '67a89532f4175a859f2811a4070fddb63acce72023f2ae4343c2b7e44103eb1a'),
-  ('functions/finish_child.sql', 'function', '90025d23b63dac2eedb216e36ec39b401ae83872096b3e0f26ea80c0a28e7338'),
+  ('functions/finish_child.sql', 'function', '5c1fbb31df223558d262f01ea9ef35a668ee45533b6d2de9fa4f95718ad826a4'),
   ('functions/finish_step.sql', 'function', '84d546b2ac39152ca7c86eaec56279c5b7e4164ce3424eba8f842ca0c15cbd6d'),
   ('functions/fire_schedule.sql', 'function', '43da56e4be9b5b54dbdf06fb107d19f89700f6f5ad9490619bbaf9db72d2af9c'),
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
-  ('functions/hold_stage_room.sql', 'function', '105d5e7cdfe62872e89c62b546ce0416518c3829dcfdbbf0a16af16a6e69702b'),
+  ('functions/hold_stage_room.sql', 'function', '230518bde07a0fa6e90099d67b4789ae663f7d3835b5623ca2b6ed0c7fb286ab'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
   ('functions/kill_step.sql', 'function', 'a8d5e1afb330034609a6499b68ae6c600deac0cd559965b7b1fa18b3d5944ef6'),
+  ('functions/lock_run.sql', 'function', 'd2c60712a1b1d770f6869ed4f9eece4260d4310d12a8e702c920aa0f57dbdae3'),
   ('functions/map_progress.sql', 'function', '50d3e1cb2303d7bbf5bd5d10d8fc1c2695b98f02e884df9bb7de64e0d969933f'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
   ('functions/normalize_compensation.sql', 'function', '9e0080e8b9b3d128fde534ef2cac89821043439ab518a231ec5e94bc1cfed120'),
   ('functions/normalize_definition.sql', 'function', '82eb52e91d8bac5dededda2df5d833536e622b23722187b0e3d04cb92d8582a0'),
-  ('functions/notify_parent.sql', 'function', '1b878a019806c9835c566b9981bccee851cea10d37539ba2ec06792b6a750465'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
-  ('functions/pause.sql', 'function', '167c49a16c56d12e8552b68d4eaec3468f65f07df995c5e31017f7d623eac60a'),
+  ('functions/pause.sql', 'function', 'b6c2611e6c5f36c8239fa574d36ce1ac188934e440c47e460b705fb0aa57c7da'),
   ('functions/pause_stage.sql', 'function', '77f01667e679e7a7efd1c23d4ca2a4dd9c586a8582d72fd68a126fcac1666973'),
   ('functions/queue_metrics.sql', 'function', 'aac266dc1a63e1a8953eef704c737752a296a23787dd100c928b946b1574bb8b'),
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
@@ -4465,26 +4450,27 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/release_key.sql', 'function', '18e0ff209116927f483da2b0b8a0b0c6a6bc2735f736b36836068efc1abb4b89'),
   ('functions/render_paths.sql', 'function', '562d7a6a3a907c57069b299dffa97164f0ad918274e77bb4023feb1547c71f40'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
-  ('functions/resume.sql', 'function', 'ebaafd2fe2aa7ac6a0a6e4e163dcfee6872c82a7616175c77616c2784bcdd523'),
+  ('functions/resume.sql', 'function', '200dc7d7e8d41e2401477d03a092abb5815d24fde39f00cd9889c9032ca0990a'),
   ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
-  ('functions/retry.sql', 'function', '55d64ae9c0c49a4520122b7041be59d8a4fd4c86c8e572f0d471af1ebdaf2b9f'),
-  ('functions/run_ended.sql', 'function', 'b0d14450f60b62d4ce74cd0e377e02559667b3aa1ff0cc5c8d465e5cdbbc9270'),
+  ('functions/retry.sql', 'function', 'a0730a4c14ae97deac1de0db0dacfc25de0dba875900008cdad4a10b424f97c5'),
+  ('functions/run_ended.sql', 'function', '0f0294013f118da94fe2b959bd5fb4df6926e18fa12260eebf2e9ffde2a66fd1'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
   ('functions/schedule.sql', 'function', 'd88710cf111b0b9aff341f393b82b3d908e301b0cdeb081bfaf7508023e2cf9f'),
   ('functions/schema_error.sql', 'function', '91085a2d3a483f482d4790248424422c1069c6f8dbf99c461384ee8071941782'),
   ('functions/set_active.sql', 'function', '11542cb19c879b8830a7befefe580399d66b888a93710b68281ba268d463a247'),
   ('functions/setting.sql', 'function', 'f157f8fc7ac51834617d3e6130716973bb7173c5c1913b3cc58479a69915039e'),
-  ('functions/signal.sql', 'function', 'c7fc86c5b3ae84dc9d51df76c491bd23e0f6631e074da09519df8b0db6c6ab9b'),
+  ('functions/signal.sql', 'function', 'a8b82a0d2849e4baf78e3c736d1f26a4ea3095d851a827ef39f3b288261b700e'),
   ('functions/skip.sql', 'function', '8af695b8be707b14595e612fc355058a2bfc834c75aba40f7447e548c59c566d'),
-  ('functions/stage_room.sql', 'function', '04ff19ba0a5c4caa64b9ab1a3c1952ced0c254fddac1c17bd6d8999fcaea74dd'),
-  ('functions/start_child.sql', 'function', '5039a5582a9320574afbd6e3c798d790ccd848c132ddf38880b80a3dd48cd85d'),
+  ('functions/stage_room.sql', 'function', 'f1d92e2fb2348aa80e043d93273574fec83834ec4eba08b4ade24c0e9ba866ec'),
+  ('functions/start_child.sql', 'function', '774103dfec47b532f65b4e53b793af6af1539aec4f7d8f81ed9ec719d619769d'),
   ('functions/start_compensations.sql', 'function', '901502070286a081702976bbabe47958848cafc93c2e11261dd97665c87d3268'),
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
   ('functions/step_queue.sql', 'function', 'f0280c3f1833631ae656bcf7a055aca026291dab625a0034250d635a9935ab29'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
   ('functions/tick.sql', 'function', '246d88942c29559a8d437574565ef244c1e44fa0b4ea799305f30889e335da1c'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
+  ('functions/unqueue_steps.sql', 'function', 'a4de5e225a2661a9cb921922cfa0c1bcd4392378329e2cc7a51874193e3fcc46'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
   ('functions/wait_timed_out.sql', 'function', 'e0881b78fadafc30e405f79bc5a5b8823b2a295dc1dbacde416fa0e631e669bd'),
@@ -4500,4 +4486,4 @@ insert into wf.routines (path, kind, checksum) values
   ('views/workflow_stats.sql', 'view', '58972bfedeb4649558ef092f5b3c95c972da1200c5c84ce3fcd2496933b531a6'),
   ('views/workflow_versions.sql', 'view', '3a8f6530bad57f27b203d4c8f188fb8faf98f3072d47366409c0141dafa17048')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_parent.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
