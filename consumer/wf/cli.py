@@ -547,3 +547,26 @@ def gen_types(dsn: str, lang: str, out: Path | None) -> None:
     except OSError as exc:
         raise BadInput(f"--out: cannot write {out}: {exc.strerror}") from exc
     click.echo(f"{out}: types for {len(rows)} active workflow(s)", err=True)
+
+
+@cli.command()
+@dsn_option
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="WF_DASHBOARD_HOST", show_envvar=True,
+              help="Address to listen on (127.0.0.1: this machine only; put a proxy with sign-in in front "
+                   "before opening it wider, README: Dashboard).")
+@click.option("--port", default=8040, show_default=True, type=click.IntRange(1, 65535), envvar="WF_DASHBOARD_PORT",
+              show_envvar=True, help="Port to listen on.")
+def dashboard(dsn: str, host: str, port: int) -> None:
+    """The web dashboard: runs, a run's graph and timeline, stages, dead letters, workflows. Read-only
+    unless WF_DASHBOARD_TOKEN is set (then actions after signing in with it, if the login may act)."""
+    import os
+
+    from wf.dashboard.auth import Auth
+    from wf.dashboard.server import serve
+
+    token = os.environ.get("WF_DASHBOARD_TOKEN") or None
+    try:
+        Auth(token)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    serve(dsn, host, port, token)

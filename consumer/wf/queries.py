@@ -51,12 +51,51 @@ DEFINE = "select wf.define($1::jsonb)"
 ENQUEUE = "select wf.enqueue($1, $2::jsonb, $3, $4, $5, $6) as id"
 # the newest $1 runs
 RUNS_OVERVIEW = "select * from wf.runs_overview limit $1"
-# runs filtered by status $1, workflow $2, created since $3, correlation id $4 (null: any), at most $5, newest first
-RUNS_FILTERED = """
-select * from wf.runs_overview
-where ($1::text is null or status = $1) and ($2::text is null or workflow = $2)
-  and ($3::timestamptz is null or created_at >= $3) and ($4::text is null or correlation_id = $4)
-order by created_at desc limit $5"""
+# ---- the run list: `wf runs` and the dashboard's Runs page (consumer/wf/runlist.py) -----------------
+# Keyset paging over wf.run_inputs (wf.runs' own columns, indexed on (created_at, id), (status, …),
+# (workflow, …), (correlation_id, …)); the 50 rows shown are then read from wf.runs_overview. A null
+# parameter means "any". Sent with plan_cache_mode = force_custom_plan so `$1 is null or …` folds away.
+
+# one page of run ids, newest first: status $1, workflow $2, created in [$3, $4), correlation id $5,
+# older than the cursor ($6 created_at, $7 run id); the newest $9 runs so filtered are scanned and
+# those whose input (as text) matches the ilike pattern $10 kept, at most $8 of them. Each row also
+# says how many runs were scanned and which was the oldest (where a search continues).
+RUN_PAGE = """
+with scan as (
+  select r.run_id, r.created_at, r.input from wf.run_inputs r
+  where ($1::text is null or r.status = $1) and ($2::text is null or r.workflow = $2)
+    and ($3::timestamptz is null or r.created_at >= $3) and ($4::timestamptz is null or r.created_at < $4)
+    and ($5::text is null or r.correlation_id = $5)
+    and ($6::timestamptz is null or (r.created_at, r.run_id) < ($6, $7::uuid))
+  order by r.created_at desc, r.run_id desc
+  limit $9
+), hits as (
+  select s.run_id, s.created_at from scan s
+  where $10::text is null or s.input::text ilike $10
+  order by s.created_at desc, s.run_id desc
+  limit $8
+), edge as (
+  select count(*) over () as scanned, s.run_id, s.created_at from scan s
+  order by s.created_at, s.run_id limit 1
+)
+select h.run_id, h.created_at, e.scanned, e.run_id as edge_run_id, e.created_at as edge_created_at
+from edge e left join hits h on true
+order by h.created_at desc, h.run_id desc"""
+# the overview rows of runs $1 (a page's ids)
+RUNS_BY_ID = "select * from wf.runs_overview where run_id = any ($1::uuid[])"
+# how many runs per status $1 (one each) under the other filters of RUN_PAGE ($2..$5), counted up to $6
+RUN_COUNTS = """
+select st.status,
+       (select count(*) from (select 1 from wf.run_inputs r
+                              where r.status = st.status and ($2::text is null or r.workflow = $2)
+                                and ($3::timestamptz is null or r.created_at >= $3)
+                                and ($4::timestamptz is null or r.created_at < $4)
+                                and ($5::text is null or r.correlation_id = $5)
+                              limit $6) c) as n
+from unnest($1::text[]) as st (status)"""
+# the runs pages' connections plan every statement for its parameters (see above)
+CUSTOM_PLANS = "set plan_cache_mode = force_custom_plan"
+
 # every workflow with its current version (one row each), or the versions of workflow $1
 WORKFLOWS = """
 select workflow, version as current_version, active, steps, created_at as defined_at,
@@ -96,6 +135,29 @@ RESUME_STAGE = "select wf.resume_stage($1) as ok"
 # cancel run $1 with reason $2; its status comes from the view, as for RETRY
 CANCEL = ("select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "
           "where run_id = $1) as status")
+
+# ---- dashboard: what only the web UI reads (consumer/wf/dashboard) ------------------------------
+
+# run $1's input and its identity columns
+RUN_INPUT = "select input, version, parent_run_id from wf.run_inputs where run_id = $1"
+# run $1's steps: definition order, map items and compensations after their step
+RUN_STEPS = "select * from wf.run_steps where run_id = $1 order by position, item nulls first, name"
+# run $1's tree of child runs (itself first)
+RUN_TREE = "select * from wf.run_tree($1)"
+# run $1's history, at most $2 rows
+RUN_EVENTS_PAGE = ("select seq, at, step, attempt, kind, detail from wf.run_history where run_id = $1 "
+                   "order by seq limit $2")
+# the stages' per-minute series over the last hour (depth, in flight, outcomes, p95)
+STAGE_SERIES = "select * from wf.stage_series"
+# dead letters newest first, older than the cursor ($1 dead_at, $2 run id, $3 step), at most $4
+DEAD_LETTERS_PAGE = """
+select * from wf.dead_letters d
+where $1::timestamptz is null or (d.dead_at, d.run_id, d.step) < ($1, $2::uuid, $3::text)
+order by d.dead_at desc, d.run_id desc, d.step desc limit $4"""
+# may this login act (cancel, retry, pause, resume, signal)? A wf_reader login may not.
+CAN_ACT = """
+select pg_catalog.has_function_privilege('wf.cancel(uuid, text)', 'execute')
+   and pg_catalog.has_function_privilege('wf.retry(uuid)', 'execute') as can_act"""
 
 # ---- installer: wf.install (and the Supabase routines migration, wf.supabase_migrations) ------
 

@@ -1,0 +1,114 @@
+"""Live pages: one LISTEN connection on `wf_changes` (sql/functions/notify_changes.sql: each insert into
+wf.events sends the run ids it touched, or `*`), fanned out to the open pages as server-sent events.
+
+Changes are gathered for FLUSH_SECONDS and sent once, so a busy database costs a page at most a few
+refreshes a second. The connection is watched; when the database goes away every page is told (`status:
+down`, the page shows its banner) and the hub reconnects every RECONNECT_SECONDS; once back, pages are told
+`status: up` and refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+
+from wf import queries
+from wf.logs import log
+
+CHANNEL = "wf_changes"
+FLUSH_SECONDS = 0.25
+RECONNECT_SECONDS = 1.0
+CHECK_SECONDS = 2.0
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(eq=False)
+class Subscriber:
+    run_id: str | None  # only this run's changes (a run page), or all
+    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(maxsize=16))
+
+    def send(self, event: str, data: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a slow page misses a refresh, not its next one
+            self.queue.put_nowait((event, data))
+
+
+class Live:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self.subscribers: set[Subscriber] = set()
+        self.up = False
+        self._changed: set[str] = set()
+        self._dirty = asyncio.Event()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._changed.update(payload.split(",") if payload else ["*"])
+        self._dirty.set()
+
+    def _status(self, up: bool) -> None:
+        if up != self.up:
+            self.up = up
+            for sub in self.subscribers:
+                sub.send("status", "up" if up else "down")
+
+    async def listen(self, stopping: asyncio.Event) -> None:
+        """Keep one LISTEN connection; on loss say so and reconnect."""
+        while not stopping.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=5, server_settings={"application_name": "wf dashboard"})
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self._status(True)
+                self._changed.add("*")  # what happened while nobody listened
+                self._dirty.set()
+                while not stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), CHECK_SECONDS)
+                    await conn.fetchval(queries.PING, timeout=5)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if self.up:
+                    log("dashboard_database_lost", "warning", error=str(exc))
+                self._status(False)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), RECONNECT_SECONDS)
+
+    async def flush(self, stopping: asyncio.Event) -> None:
+        """Every FLUSH_SECONDS at most: tell each page whose run changed (any change for list pages)."""
+        while not stopping.is_set():
+            await self._dirty.wait()
+            self._dirty.clear()
+            changed, self._changed = self._changed, set()
+            for sub in self.subscribers:
+                if sub.run_id is None or "*" in changed or sub.run_id in changed:
+                    sub.send("change", sub.run_id or "*")
+            await asyncio.sleep(FLUSH_SECONDS)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """GET /live[?run=ID]: server-sent events `change` and `status` (up/down) until the page closes."""
+        run_id = request.query.get("run") or None
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        sub = Subscriber(run_id[:40] if run_id else None)
+        self.subscribers.add(sub)
+        try:
+            await response.write(f"retry: 1000\nevent: status\ndata: {'up' if self.up else 'down'}\n\n".encode())
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)
+                    await response.write(f"event: {event}\ndata: {data}\n\n".encode())
+                except TimeoutError:
+                    await response.write(b": still here\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.subscribers.discard(sub)
+        return response
+
