@@ -124,6 +124,22 @@ def conn(db: str) -> Iterator[psycopg.Connection]:
         yield c
 
 
+@pytest.fixture
+def login_as(db: str, conn) -> Iterator[Callable[[str], str]]:
+    """A DSN for a fresh login role that is a member of one of wf's roles (wf_reader, wf_worker, wf_admin)."""
+    created: list[str] = []
+
+    def login(group: str) -> str:
+        name = f"wf_test_{group}_{uuid.uuid4().hex[:8]}"
+        conn.execute(f'create role "{name}" login in role {group}')
+        created.append(name)
+        return db.replace("://postgres@", f"://{name}@", 1)
+
+    yield login
+    for name in created:
+        conn.execute(f'drop role "{name}"')
+
+
 # ---- real processes: the Deno functions gateway and `wf worker` (e2e, faults, CLI) ----------
 
 

@@ -17,7 +17,7 @@ import asyncpg
 import click
 import orjson
 
-from wf import db, errors, queries
+from wf import db, errors, queries, runlist
 from wf.definitions import DefinitionFileError, children_first, load_definition_files
 
 T = TypeVar("T")
@@ -278,31 +278,42 @@ def status(dsn: str, as_json: bool, run_id: str | None, limit: int) -> None:
     _print_rows(story["events"], False)
 
 
-_RUN_STATUSES = ("scheduled", "pending", "running", "paused", "compensating", "completed", "failed",
-                 "compensation_failed", "cancelled")
-
-
 @cli.command()
 @dsn_option
 @json_option
-@click.option("--status", type=click.Choice(_RUN_STATUSES), envvar="WF_STATUS", show_envvar=True,
+@click.option("--status", type=click.Choice(runlist.STATUSES), envvar="WF_STATUS", show_envvar=True,
               help="Only runs in this status.")
 @click.option("--workflow", envvar="WF_WORKFLOW", show_envvar=True, help="Only runs of this workflow.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
-              envvar="WF_SINCE", show_envvar=True,
-              help="Only runs created at or after this ISO time (UTC when no offset).")
+@click.option("--since", envvar="WF_SINCE", show_envvar=True,
+              help="Only runs created at or after this ISO time (2026-12-01, 2026-12-01T10:00; UTC when no offset).")
+@click.option("--until", envvar="WF_UNTIL", show_envvar=True, help="Only runs created before this ISO time.")
 @click.option("--correlation-id", envvar="WF_CORRELATION_ID", show_envvar=True,
               help="Only runs with this correlation id.")
+@click.option("--search", envvar="WF_SEARCH", show_envvar=True,
+              help=f"Only runs whose input contains this text (case-insensitive; among the newest "
+                   f"{runlist.SEARCH_WINDOW:,} runs the other filters select).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000), envvar="WF_LIMIT",
               show_envvar=True, help="How many runs at most, newest first.")
-def runs(dsn: str, as_json: bool, status: str | None, workflow: str | None, since: datetime | None,
-         correlation_id: str | None, limit: int) -> None:
-    """Runs filtered by status, workflow, time and correlation id, newest first."""
-    if since is not None and since.tzinfo is None:
-        from datetime import UTC
+def runs(dsn: str, as_json: bool, status: str | None, workflow: str | None, since: str | None, until: str | None,
+         correlation_id: str | None, search: str | None, limit: int) -> None:
+    """Runs filtered by status, workflow, time, correlation id and a text in the input, newest first
+    (the dashboard's Runs page, as a table)."""
+    args = {"status": status, "workflow": workflow, "from": since, "to": until, "correlation_id": correlation_id,
+            "q": search, "limit": str(limit)}
+    try:
+        run_filter = runlist.parse_filter({k: v for k, v in args.items() if v is not None})
+    except runlist.FilterError as exc:
+        option = {"from": "since", "to": "until", "q": "search"}.get(exc.field, exc.field).replace("_", "-")
+        raise BadInput(f"--{option}: {str(exc).split(': ', 1)[1]}") from exc
 
-        since = since.replace(tzinfo=UTC)
-    rows = _run(_fetch(dsn, queries.RUNS_FILTERED, status, workflow, since, correlation_id, limit))
+    async def fetch() -> list[dict[str, Any]]:
+        conn = await db.connect(dsn)
+        try:
+            return (await runlist.page(conn, run_filter)).rows
+        finally:
+            await conn.close()
+
+    rows = _run(fetch())
     _print_rows(rows, as_json, ["run_id", "workflow", "version", "status", "progress", "current_steps", "attempts",
                                 "last_error", "correlation_id", "created_at"] if not as_json else None)
 
@@ -559,8 +570,6 @@ def gen_types(dsn: str, lang: str, out: Path | None) -> None:
 def dashboard(dsn: str, host: str, port: int) -> None:
     """The web dashboard: runs, a run's graph and timeline, stages, dead letters, workflows. Read-only
     unless WF_DASHBOARD_TOKEN is set (then actions after signing in with it, if the login may act)."""
-    import os
-
     from wf.dashboard.auth import Auth
     from wf.dashboard.server import serve
 

@@ -493,6 +493,16 @@ def test_runs_filters_by_status_workflow_and_correlation_id(db, conn):
     assert result.returncode == 2 and "--status" in result.stderr
 
 
+def test_runs_searches_the_input_and_names_a_bad_time_option(db, conn):
+    define(conn, chain("one", n=1))
+    hit = enqueue(conn, "one", {"email": "ada@example.com"})
+    enqueue(conn, "one", {"email": "bob@example.com"})
+    assert [r["run_id"] for r in json.loads(ok(wf("runs", "--json", "--search", "ADA@", dsn=db)))] == [hit]
+    result = wf("runs", "--until", "tomorrow", dsn=db)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "wf: --until: not an ISO time (like 2026-12-01T10:00): 'tomorrow'"
+
+
 def test_workflows_lists_current_versions_and_the_versions_of_one(db, conn):
     define(conn, chain("two", n=2))
     define(conn, chain("two", n=3))

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -144,22 +144,6 @@ def test_bug_huge_retry_after_reaches_the_database_capped(db, conn, start_worker
     assert retrying["detail"]["retry_after_seconds"] == 86400
 
 
-
-
-@pytest.fixture
-def login_as(db: str, conn) -> Iterator[Callable[[str], str]]:
-    """A DSN for a fresh login role that is a member of one of wf's roles (wf_reader, wf_worker, wf_admin)."""
-    created: list[str] = []
-
-    def login(group: str) -> str:
-        name = f"wf_test_{group}_{uuid.uuid4().hex[:8]}"
-        conn.execute(f'create role "{name}" login in role {group}')
-        created.append(name)
-        return db.replace("://postgres@", f"://{name}@", 1)
-
-    yield login
-    for name in created:
-        conn.execute(f'drop role "{name}"')
 
 
 def test_bug_cli_cancel_and_retry_read_the_private_runs_table(conn, login_as):

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from wf import queries, runlist
-from wf.dashboard.app import State, connection, flash, render
+from wf.dashboard.app import STATE, connection, flash, render
 from wf.dashboard.auth import COOKIE, Refused
 
 BULK_MAX = 1000  # runs one bulk action touches at most
@@ -25,7 +25,7 @@ SIGNAL_MAX_BYTES = 65536
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     state.auth.check_action(request, form)
     return form
@@ -104,7 +104,7 @@ async def _selected(request: web.Request, f: runlist.RunFilter) -> list[uuid.UUI
 
 
 async def bulk_confirm(request: web.Request) -> web.Response:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     if not state.auth.enabled:
         raise Refused("this dashboard is read-only: start it with WF_DASHBOARD_TOKEN set to act")
     action, f = _bulk_filter(dict(request.query))
@@ -175,7 +175,7 @@ def _local(path: str) -> str:
 
 
 async def login(request: web.Request) -> web.Response:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     form = await request.post()
     typed = form.get("token")
     if not state.auth.enabled:

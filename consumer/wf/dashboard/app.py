@@ -6,6 +6,7 @@ errors into pages (400 naming the filter, 403, 404, 503 with the database banner
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,10 +45,15 @@ class State:
     tasks: list[Any] = field(default_factory=list)
 
 
+STATE = web.AppKey("state", State)
+# the request's time with a database connection (Server-Timing); aiohttp runs each request in its own task
+DB_MS: contextvars.ContextVar[float] = contextvars.ContextVar("db_ms", default=0.0)
+
+
 @contextlib.asynccontextmanager
 async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection; the time spent with it counts as the page's database time (Server-Timing)."""
-    state: State = request.app["state"]
+    state = request.app[STATE]
     assert state.pool is not None
     started = time.perf_counter()
     try:
@@ -56,7 +62,7 @@ async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
                 state.can_act = bool(await conn.fetchval(queries.CAN_ACT))
             yield conn
     finally:
-        request["db_ms"] = request.get("db_ms", 0.0) + (time.perf_counter() - started) * 1000
+        DB_MS.set(DB_MS.get() + (time.perf_counter() - started) * 1000)
 
 
 def flash(response: web.StreamResponse, message: str) -> None:
@@ -64,7 +70,7 @@ def flash(response: web.StreamResponse, message: str) -> None:
 
 
 def _common(request: web.Request) -> dict[str, Any]:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     csrf = state.auth.csrf(request)
     return {"auth_enabled": state.auth.enabled, "signed_in": csrf is not None, "csrf": csrf,
             "actions": bool(csrf) and bool(state.can_act), "login_may_act": state.can_act,
@@ -74,7 +80,7 @@ def _common(request: web.Request) -> dict[str, Any]:
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """The page, or only its `live` block when the page's script asks for a refresh (?fragment=1)."""
-    state: State = request.app["state"]
+    state = request.app[STATE]
     started = time.perf_counter()
     page = state.templates.get_template(template)
     values = {**_common(request), **context}
@@ -84,7 +90,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         html = page.render(values)
     response = web.Response(text=html, content_type="text/html", status=status)
     render_ms = (time.perf_counter() - started) * 1000
-    response.headers["Server-Timing"] = f"db;dur={request.get('db_ms', 0.0):.1f}, render;dur={render_ms:.1f}"
+    response.headers["Server-Timing"] = f"db;dur={DB_MS.get():.1f}, render;dur={render_ms:.1f}"
     if request.cookies.get(FLASH_COOKIE):
         response.del_cookie(FLASH_COOKIE, path="/")
     return response
@@ -98,7 +104,7 @@ def _error_page(request: web.Request, status: int, title: str, message: str) -> 
 @web.middleware
 async def errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                  ) -> web.StreamResponse:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     try:
         return await handler(request)
     except FilterError as exc:

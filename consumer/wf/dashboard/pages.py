@@ -12,7 +12,7 @@ from aiohttp import web
 
 from wf import queries, runlist
 from wf.dashboard import views
-from wf.dashboard.app import State, connection, render
+from wf.dashboard.app import STATE, connection, render
 from wf.diff import diff
 
 EVENTS_SHOWN = 1000
@@ -158,6 +158,10 @@ async def workflow(request: web.Request) -> web.Response:
                   rows=side_by_side(old, new), definition=new)
 
 
+async def home(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/runs")
+
+
 async def healthz(request: web.Request) -> web.Response:
-    state: State = request.app["state"]
+    state = request.app[STATE]
     return web.json_response({"ok": True, "database": "up" if state.live.up else "down"})

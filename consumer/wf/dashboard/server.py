@@ -12,7 +12,7 @@ from aiohttp import web
 
 from wf import db
 from wf.dashboard import actions, pages
-from wf.dashboard.app import State, errors, headers, templates
+from wf.dashboard.app import STATE, State, errors, headers, templates
 from wf.dashboard.auth import Auth
 from wf.dashboard.live import Live
 
@@ -30,11 +30,13 @@ async def _pool(dsn: str) -> asyncpg.Pool:
 
 
 def create_app(dsn: str, token: str | None) -> web.Application:
-    app = web.Application(middlewares=[headers, errors], client_max_size=256 * 1024)
+    # a long search in the URL is cut by the page (runlist.SEARCH_MAX_CHARS), not refused by the parser
+    app = web.Application(middlewares=[headers, errors], client_max_size=256 * 1024,
+                          handler_args={"max_line_size": 256 * 1024})
     state = State(dsn=dsn, auth=Auth(token), live=Live(dsn), templates=templates())
-    app["state"] = state
+    app[STATE] = state
     r = app.router
-    r.add_get("/", lambda _request: web.HTTPFound("/runs"))  # type: ignore[arg-type,return-value]
+    r.add_get("/", pages.home)
     r.add_get("/runs", pages.runs)
     r.add_get("/runs/bulk", actions.bulk_confirm)
     r.add_post("/runs/bulk", actions.bulk)
@@ -56,7 +58,7 @@ def create_app(dsn: str, token: str | None) -> web.Application:
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
-    state: State = app["state"]
+    state = app[STATE]
     state.pool = await _pool(state.dsn)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(state.live.listen(stopping), name="live-listen"),
