@@ -34,3 +34,14 @@ def test_installed_package_finds_and_reads_its_sql_without_the_checkout(wheel, t
                                "load(); print(sql_dir())"],
         env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert Path(found.stdout.strip()).is_relative_to(tmp_path)
+
+
+def test_wheel_carries_the_dashboard_templates_script_and_built_libraries(wheel):
+    """The dashboard loads nothing from the internet: its templates, its own script and style, and the
+    libraries scripts/build-dashboard-assets built from npm (ignored by git) are all in the wheel."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    dashboard = REPO / "consumer/wf/dashboard"
+    shipped = [*dashboard.glob("templates/*.html"), *dashboard.glob("static/*.*"), *dashboard.glob("static/vendor/*")]
+    assert any(p.name == "dagre.min.js" for p in shipped) and any(p.name == "uPlot.iife.min.js" for p in shipped)
+    for path in shipped:
+        assert f"wf/{path.relative_to(REPO / 'consumer/wf')}" in names, path
