@@ -81,7 +81,8 @@ async def stages(request: web.Request) -> web.Response:
         for key in stage:
             value = r[key]
             stage[key][index[r["minute"]]] = float(value) if value is not None else None
-    data = {"minutes": [int(m.timestamp()) for m in minutes], "stages": charts}
+    data = {"minutes": [int(m.timestamp()) for m in minutes], "stages": charts,
+            "now": int(datetime.now(UTC).timestamp())}
     return render(request, "stages.html", health=health, series=data)
 
 

@@ -56,19 +56,29 @@
     if (!data || typeof uPlot === "undefined") return;
     const series = JSON.parse(data.textContent);
     while (charts.length) charts.pop().destroy();
-    const stages = Object.keys(series.stages);
     const palette = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
     for (const box of document.querySelectorAll(".chart[data-metric]")) {
       box.textContent = "";
-      if (!series.minutes.length) continue;
       const metric = box.dataset.metric;
+      // a stage with nothing but zeros or gaps in this metric is left out of its chart
+      const stages = Object.keys(series.stages).filter((s) => series.stages[s][metric].some((v) => v));
+      if (!stages.length) {
+        const empty = document.createElement("p");
+        empty.className = "muted chart-empty";
+        empty.textContent = "Nothing in the last hour.";
+        box.appendChild(empty);
+        continue;
+      }
       const opts = {
         width: Math.max(box.clientWidth, 300), height: 200,
-        series: [{}].concat(stages.map((s, i) => ({ label: s, stroke: palette[i % palette.length], width: 1.5, spanGaps: true }))),
+        series: [{}].concat(stages.map((s, i) => ({ label: s, stroke: palette[i % palette.length], width: 1.5, spanGaps: true,
+                                                    points: { size: 4 } }))),
         axes: [{}, { size: 50 }],
         legend: { live: false },
       };
-      const rows = [series.minutes].concat(stages.map((s) => series.stages[s][metric]));
+      // the x axis spans the whole hour: empty points at its two ends
+      const rows = [[series.now - 3600].concat(series.minutes, [series.now])]
+        .concat(stages.map((s) => [null].concat(series.stages[s][metric], [null])));
       charts.push(new uPlot(opts, rows, box));
     }
   }
