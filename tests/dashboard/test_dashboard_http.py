@@ -423,3 +423,17 @@ async def test_a_database_outage_shows_a_banner_and_the_dashboard_recovers_witho
     await proxy.start()  # the same port again
     assert run_id in await _get(client, "/runs")
     await proxy.cut()
+
+
+async def test_bug_the_sign_in_page_was_a_500(conn, dashboard):
+    """GET /login rendered its template without `wrong` (a StrictUndefined): aiohttp's bare 500."""
+    html = await _get(await dashboard(), "/login?next=/runs")
+    assert 'name="token"' in html and 'name="next" value="/runs"' in html
+
+
+async def test_sign_in_follows_only_a_path_on_this_site(conn, dashboard):
+    client = await dashboard()
+    for target, expected in (("/runs?status=failed", "/runs?status=failed"), ("//evil.example/x", "/runs"),
+                             ("https://evil.example", "/runs")):
+        response = await client.post("/login", data={"token": TOKEN, "next": target}, allow_redirects=False)
+        assert response.headers["Location"] == expected

@@ -166,7 +166,7 @@ async def stage_action(request: web.Request) -> web.Response:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return render(request, "login.html", next=_local(request.query.get("next", "/runs")))
+    return render(request, "login.html", next=_local(request.query.get("next", "/runs")), wrong=False)
 
 
 def _local(path: str) -> str:

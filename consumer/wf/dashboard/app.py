@@ -125,6 +125,9 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
     except asyncpg.PostgresError as exc:
         log("dashboard_query_failed", "error", path=request.path, sqlstate=exc.sqlstate, error=str(exc))
         return _error_page(request, 500, "Query failed", f"{exc.sqlstate}: {str(exc).splitlines()[0]}")
+    except Exception as exc:  # a bug: logged with its cause, and a page that says so
+        log("dashboard_error", "error", path=request.path, error=repr(exc))
+        return _error_page(request, 500, "Internal error", "The dashboard failed on this page; its log says why.")
 
 
 @web.middleware
