@@ -33,36 +33,13 @@ SCRIPT = "<script>alert(1)</script>"
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
-LOGIN_FORM = """([token, next]) => {
-  const form = document.createElement("form");
-  form.method = "post";
-  form.action = "/login";
-  for (const [name, value] of [["token", token], ["next", next]]) {
-    const input = document.createElement("input");
-    input.type = "hidden";
-    input.name = name;
-    input.value = value;
-    form.appendChild(input);
-  }
-  document.body.appendChild(form);
-  form.submit();
-}"""
-
-
 def sign_in(page: Page, dashboard: Any, next_path: str = "/runs") -> None:
-    """With the dashboard's token, landing on next_path: through the login page's form when it renders,
-    else (GET /login answers 500, see test_the_login_page_signs_in) the same POST from a form made on
-    another page of the dashboard."""
+    """Through the login page's form with the dashboard's token, landing on next_path."""
     response = page.goto(f"{dashboard.url}/login?next={next_path}")
-    assert response is not None
-    if response.status == 200:
-        page.fill("input[name=token]", dashboard.token)
-        with page.expect_navigation():
-            page.click("form[action='/login'] button")
-    else:
-        page.goto(f"{dashboard.url}/runs")
-        with page.expect_navigation():
-            page.evaluate(LOGIN_FORM, [dashboard.token, next_path])
+    assert response is not None and response.status == 200
+    page.fill("input[name=token]", dashboard.token)
+    with page.expect_navigation():
+        page.click("form[action='/login'] button")
     assert page.url == f"{dashboard.url}{next_path}", page.url
     expect(page.locator("header .who button")).to_have_text("Sign out")
 
