@@ -5,6 +5,7 @@ events and a database outage. The browser tests (tests/browser) drive the same p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -364,7 +365,9 @@ async def test_live_events_tell_a_run_page_when_its_run_changes_and_not_for_othe
     client = await dashboard()
     async with client.get(f"/live?run={run_id}") as stream:
         await _next_event(stream, "status", "up")  # the hub's LISTEN connection is open
-        await _next_event(stream, "change")  # the catch-up every page gets after a (re)connection
+        with contextlib.suppress(TimeoutError):  # the catch-ups a page gets on subscribing and on (re)connecting
+            while True:
+                await _next_event(stream, "change", timeout=0.5)
         conn.execute("select wf.cancel(%s, 'other')", (other,))
         with pytest.raises(TimeoutError):
             await _next_event(stream, "change", timeout=0.8)
@@ -437,3 +440,20 @@ async def test_sign_in_follows_only_a_path_on_this_site(conn, dashboard):
                              ("https://evil.example", "/runs")):
         response = await client.post("/login", data={"token": TOKEN, "next": target}, allow_redirects=False)
         assert response.headers["Location"] == expected
+
+
+async def test_a_page_subscribing_is_told_to_refresh_at_once(conn, dashboard):
+    """What changed between the page's render and its subscription is not lost: the stream starts with a change."""
+    client = await dashboard()
+    async with client.get("/live?run=00000000-0000-0000-0000-000000000001") as stream:
+        assert await _next_event(stream, "change", timeout=1.0) == "00000000-0000-0000-0000-000000000001"
+
+
+async def test_stopping_the_dashboard_ends_open_streams_at_once(conn, dashboard):
+    client = await dashboard()
+    async with client.get("/live") as stream:
+        await _next_event(stream, "change")
+        started = asyncio.get_running_loop().time()
+        await client.server.runner.shutdown()
+        assert await asyncio.wait_for(stream.content.read(), 2.0) is not None
+        assert asyncio.get_running_loop().time() - started < 2.0

@@ -156,6 +156,11 @@ def _compact(value: Any) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
+def _short_id(value: Any) -> str:
+    """A run id as lists show it: its last 12 hex digits (a uuid7 begins with its time, the same for a minute)."""
+    return "…" + str(value)[-12:]
+
+
 def _count(value: int | None, cap: int) -> str:
     if value is None:
         return ""
@@ -165,6 +170,6 @@ def _count(value: int | None, cap: int) -> str:
 def templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("wf.dashboard", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ts=_ts, pretty=_pretty, compact=_compact, duration=views.duration, count=_count,
-                       query=lambda args: urlencode(args))
+    env.filters.update(ts=_ts, short_id=_short_id, pretty=_pretty, compact=_compact, duration=views.duration,
+                       count=_count, query=lambda args: urlencode(args))
     return env

@@ -24,6 +24,7 @@ FLUSH_SECONDS = 0.25
 RECONNECT_SECONDS = 1.0
 CHECK_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
+CLOSE = "close"  # not an event pages see: the stream ends (the dashboard stops)
 
 
 @dataclass(eq=False)
@@ -90,6 +91,12 @@ class Live:
                     sub.send("change", sub.run_id or "*")
             await asyncio.sleep(FLUSH_SECONDS)
 
+    def close_streams(self) -> None:
+        """At shutdown: end every stream now (a page that went away is noticed only at the next write)."""
+        for sub in self.subscribers:
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait((CLOSE, ""))
+
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """GET /live[?run=ID]: server-sent events `change` and `status` (up/down) until the page closes."""
         run_id = request.query.get("run") or None
@@ -99,10 +106,14 @@ class Live:
         sub = Subscriber(run_id[:40] if run_id else None)
         self.subscribers.add(sub)
         try:
-            await response.write(f"retry: 1000\nevent: status\ndata: {'up' if self.up else 'down'}\n\n".encode())
+            # the status, and a change: what happened between the page's render and this subscription
+            await response.write(f"retry: 1000\nevent: status\ndata: {'up' if self.up else 'down'}\n\n"
+                                 f"event: change\ndata: {sub.run_id or '*'}\n\n".encode())
             while True:
                 try:
                     event, data = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)
+                    if event == CLOSE:
+                        break
                     await response.write(f"event: {event}\ndata: {data}\n\n".encode())
                 except TimeoutError:
                     await response.write(b": still here\n\n")

@@ -54,7 +54,12 @@ def create_app(dsn: str, token: str | None) -> web.Application:
     r.add_get("/healthz", pages.healthz)
     r.add_static("/static", STATIC, append_version=False)
     app.cleanup_ctx.append(_lifetime)
+    app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[STATE].live.close_streams()
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
