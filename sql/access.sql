@@ -1,6 +1,7 @@
--- wf access: schema grants, row level security. Re-applied by the installer at every
--- install, after the migrations and the routines, so it must be idempotent. Each function
--- and view file grants on its own object; this file holds what belongs to no one routine.
+-- wf access: schema grants, row level security, and what ties a table to a function (a
+-- column default, a trigger). Re-applied by the installer at every install, after the
+-- migrations and the routines, so it must be idempotent. Each function and view file grants on
+-- its own object; this file holds what belongs to no one routine.
 -- The roles themselves are made by sql/roles.sql, before anything else.
 --
 -- Nothing is granted to public. The API functions are security definer (with an empty
@@ -30,6 +31,14 @@ revoke all on all sequences in schema wf from public;
 revoke all on all functions in schema wf from public;
 
 alter table wf.runs alter column owner set default wf.auth_uid();
+
+-- live updates (the web dashboard LISTENs on wf_changes): after each statement that inserts
+-- events, wf.notify_changes sends the runs they belong to. Here, not in a migration, because
+-- it calls a function, and functions are made after the migrations; re-made at every install,
+-- so a trigger dropped by hand comes back.
+create or replace trigger events_notify after insert on wf.events
+  referencing new table as new_events
+  for each statement execute function wf.notify_changes();
 
 alter table wf.runs enable row level security;
 alter table wf.steps enable row level security;

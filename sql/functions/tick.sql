@@ -1,7 +1,9 @@
 -- wf.tick: the minute job — promotes due scheduled runs, dead-letters poison
 -- steps (lease gone, attempts used up: nobody will answer), times out steps that
 -- waited for a signal too long (also with no worker running), marks stuck steps
--- once, and deletes finished runs past retention. Returns what it did.
+-- once, deletes finished runs past retention, and samples every stage's queue depth
+-- and calls in flight for wf.stage_series (at most every 30 seconds, however many
+-- workers tick; kept for a day). Returns what it did.
 create or replace function wf.tick()
 returns jsonb
 language plpgsql
@@ -14,6 +16,8 @@ declare
   v_stuck int := 0;
   v_deleted int := 0;
   v_timed_out int := 0;
+  v_sampled int := 0;
+  v_sampled_at timestamptz;
   v_step record;
   v_stuck_after interval := make_interval(secs => (wf.setting('stuck_after_seconds'))::int);
 begin
@@ -85,8 +89,26 @@ begin
   )
   select count(*) into v_deleted from gone;
 
+  -- guard: one sample per 30 seconds, however many workers tick (depth: every priority band)
+  v_sampled_at := clock_timestamp();
+  if not exists (select 1 from wf.stage_samples ss where ss.at > v_sampled_at - interval '30 seconds') then
+    with running as (
+      select s.function, count(*)::int as n from wf.steps s where s.status = 'running' group by s.function
+    ), sampled as (
+      insert into wf.stage_samples (stage, at, depth, in_flight)
+      select st.name, v_sampled_at, m.queue_length, coalesce(running.n, 0)
+      from wf.stages st
+      cross join lateral wf.queue_metrics(st.queue) m
+      left join running on running.function = st.name
+      on conflict on constraint stage_samples_pkey do nothing
+      returning 1
+    )
+    select count(*) into v_sampled from sampled;
+  end if;
+  delete from wf.stage_samples ss where ss.at < v_sampled_at - interval '1 day';
+
   return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck, 'deleted_runs', v_deleted,
-                            'timed_out', v_timed_out);
+                            'timed_out', v_timed_out, 'sampled', v_sampled);
 end;
 $$;
 

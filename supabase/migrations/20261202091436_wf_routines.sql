@@ -2668,6 +2668,35 @@ $$;
 
 revoke all on function wf.normalize_definition(jsonb) from public;
 
+-- sql/functions/notify_changes.sql
+-- wf.notify_changes: the trigger behind the web dashboard's live updates. After each statement
+-- that inserts into wf.events (every change of a run writes one), one pg_notify on channel
+-- `wf_changes` whose payload is the distinct run ids of the inserted events, joined by ',', or
+-- '*' when they would not fit in a payload (8000 bytes; 7900 leaves room): listeners reload
+-- what shows those runs, or everything. Per statement, not per row, so a batch of answers
+-- costs one notification; notifications of a transaction are delivered when it commits.
+-- The trigger itself (events_notify) is made by sql/access.sql, after every function exists;
+-- the @plpgsql_check_options line names the table and transition table for plpgsql_check.
+create or replace function wf.notify_changes()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+-- @plpgsql_check_options: relid = wf.events, newtable = new_events
+declare
+  v_payload text;
+begin
+  select string_agg(n.run_id::text, ',') into v_payload
+  from (select distinct e.run_id from new_events e) n;
+  if v_payload is not null then
+    perform pg_notify('wf_changes', case when octet_length(v_payload) <= 7900 then v_payload else '*' end);
+  end if;
+  return null;
+end;
+$$;
+
+revoke all on function wf.notify_changes() from public;
+
 -- sql/functions/path_keys.sql
 -- wf.path_keys: a template path as the keys of a jsonb #> lookup:
 -- 'steps.quote.output.items[0].id' → {steps,quote,output,items,0,id}
@@ -3714,7 +3743,9 @@ revoke all on function wf.template_vars(text, text) from public;
 -- wf.tick: the minute job — promotes due scheduled runs, dead-letters poison
 -- steps (lease gone, attempts used up: nobody will answer), times out steps that
 -- waited for a signal too long (also with no worker running), marks stuck steps
--- once, and deletes finished runs past retention. Returns what it did.
+-- once, deletes finished runs past retention, and samples every stage's queue depth
+-- and calls in flight for wf.stage_series (at most every 30 seconds, however many
+-- workers tick; kept for a day). Returns what it did.
 create or replace function wf.tick()
 returns jsonb
 language plpgsql
@@ -3727,6 +3758,8 @@ declare
   v_stuck int := 0;
   v_deleted int := 0;
   v_timed_out int := 0;
+  v_sampled int := 0;
+  v_sampled_at timestamptz;
   v_step record;
   v_stuck_after interval := make_interval(secs => (wf.setting('stuck_after_seconds'))::int);
 begin
@@ -3798,8 +3831,26 @@ begin
   )
   select count(*) into v_deleted from gone;
 
+  -- guard: one sample per 30 seconds, however many workers tick (depth: every priority band)
+  v_sampled_at := clock_timestamp();
+  if not exists (select 1 from wf.stage_samples ss where ss.at > v_sampled_at - interval '30 seconds') then
+    with running as (
+      select s.function, count(*)::int as n from wf.steps s where s.status = 'running' group by s.function
+    ), sampled as (
+      insert into wf.stage_samples (stage, at, depth, in_flight)
+      select st.name, v_sampled_at, m.queue_length, coalesce(running.n, 0)
+      from wf.stages st
+      cross join lateral wf.queue_metrics(st.queue) m
+      left join running on running.function = st.name
+      on conflict on constraint stage_samples_pkey do nothing
+      returning 1
+    )
+    select count(*) into v_sampled from sampled;
+  end if;
+  delete from wf.stage_samples ss where ss.at < v_sampled_at - interval '1 day';
+
   return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck, 'deleted_runs', v_deleted,
-                            'timed_out', v_timed_out);
+                            'timed_out', v_timed_out, 'sampled', v_sampled);
 end;
 $$;
 
@@ -4062,6 +4113,99 @@ comment on view wf.run_history is
 revoke all on wf.run_history from public;
 grant select on wf.run_history to wf_reader, wf_admin;
 
+-- sql/views/run_inputs.sql
+-- wf.run_inputs: one row per run, straight from wf.runs (no joins), with its input — what the
+-- web dashboard pages, counts and searches before it joins wf.runs_overview for the rows it
+-- shows. Keyset paging walks an index of migration 0018 backwards whatever the filter:
+--   where [status = $1 | workflow = $1 | correlation_id = $1 and] (created_at, run_id) < ($2, $3)
+--   order by created_at desc, run_id desc limit 50
+create or replace view wf.run_inputs as
+select
+  r.id as run_id,
+  r.workflow,
+  r.version,
+  r.status,
+  r.correlation_id,
+  r.created_at,
+  r.finished_at,
+  r.parent_run_id,
+  r.input
+from wf.runs r;
+comment on view wf.run_inputs is
+  'One row per run, without joins: status, workflow, correlation id, times, parent run and input. For paging newest first by (created_at, run_id) < (last page''s last row) order by created_at desc, run_id desc (indexed with and without a filter on status, workflow or correlation_id), counting and searching the input; then wf.runs_overview for the rows shown.';
+
+revoke all on wf.run_inputs from public;
+grant select on wf.run_inputs to wf_reader, wf_admin;
+
+-- sql/views/run_steps.sql
+-- wf.run_steps: one row per step of a run — filter by run_id — with what its definition says
+-- (kind, function, action, depends_on, for_each) and where it is (status, attempt, times,
+-- output, error): what the web dashboard draws the step graph and the step list from. Every
+-- step of the definition is here: wf.enqueue makes a row per step up front, but a compensation
+-- gets its row only when its run fails, so until then it shows as `waiting` from the
+-- definition. A map item (`<step>[<i>]`) reads its map step's definition row (the join is on
+-- coalesce(map_step, name)); a compensation (`<step>:compensate`) has a row of its own that
+-- names the step it undoes (compensates). position puts both right after their step.
+create or replace view wf.run_steps as
+select
+  x.run_id,
+  x.name,
+  (row_number() over (partition by x.run_id
+                      order by p.step_position, x.compensates is not null, x.item nulls first, x.name) - 1)::int
+    as position,
+  x.kind,
+  x.function,
+  x.action,
+  x.depends_on,
+  x.for_each,
+  x.map_step,
+  x.item,
+  x.item_value,
+  x.compensates,
+  x.child_run_id,
+  x.status,
+  x.attempt,
+  x.queued_at,
+  x.started_at,
+  x.finished_at,
+  x.output,
+  x.error,
+  x.http_status
+from (
+  -- the run's step rows, each with its definition row: a primary key look-up per step (the
+  -- limit keeps it one; as a plain join the planner, expecting a handful of definition rows,
+  -- would read the run's steps once per definition row)
+  select r.id as run_id, s.name, d.position, d.kind, d.function, d.action, d.depends_on, d.for_each, s.map_step,
+         s.item, s.item_value, d.compensates, s.child_run_id, s.status, s.attempt, s.queued_at, s.started_at,
+         s.finished_at, s.output, s.error, s.http_status, d.workflow, d.version
+  from wf.runs r
+  join wf.steps s on s.run_id = r.id
+  cross join lateral (
+    select d.* from wf.definition_steps d
+    where d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
+    limit 1
+  ) d
+  union all
+  -- the definition's steps that have no row yet (compensations until their run fails)
+  select r.id, d.name, d.position, d.kind, d.function, d.action, d.depends_on, d.for_each, null, null, null,
+         d.compensates, null, 'waiting', 0, null, null, null, null, null, null, d.workflow, d.version
+  from wf.runs r
+  join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version
+  where not exists (select 1 from wf.steps s where s.run_id = r.id and s.name = d.name)
+) x
+-- where a step sits: its own definition position; a compensation's is the step's it undoes
+cross join lateral (
+  select coalesce((select u.position from wf.definition_steps u
+                   where x.compensates is not null
+                     and u.workflow = x.workflow and u.version = x.version and u.name = x.compensates),
+                  x.position) as step_position
+) p;
+comment on view wf.run_steps is
+  'One row per step of a run (filter by run_id), in definition order with map items and compensations after their step (position): the definition''s kind, function, action, depends_on and for_each (a map item has its map step''s), the map item''s index and value, the step a compensation undoes, the child run, status (waiting for a step with no row yet), attempt, times, output, error, http_status.';
+
+revoke all on wf.run_steps from public;
+grant select on wf.run_steps to wf_reader, wf_admin;
+
 -- sql/views/runs_overview.sql
 -- wf.runs_overview: one row per run, newest first — the first thing to look at. Progress and
 -- the current steps are computed per run from wf.steps (a run has few steps), so the view
@@ -4185,6 +4329,50 @@ comment on view wf.stage_health is
 
 revoke all on wf.stage_health from public;
 grant select on wf.stage_health to wf_reader, wf_admin;
+
+-- sql/views/stage_series.sql
+-- wf.stage_series: per stage and minute of the last hour (the current minute and the 59
+-- before it), what the web dashboard charts: the queue depth and calls in flight that wf.tick
+-- sampled (wf.stage_samples: the minute's latest sample) and the attempts that ended, as
+-- wf.stage_health counts them (succeeded; retrying, failed or dead), with their duration's
+-- p95. A row per stage and minute that has a sample or an outcome. The events are found by
+-- time (BRIN events_at), then each one's step by primary key for the function.
+create or replace view wf.stage_series as
+with outcomes as (
+  select s.function as stage, date_trunc('minute', e.at) as minute,
+         count(*) filter (where e.kind = 'succeeded') as succeeded,
+         count(*) filter (where e.kind <> 'succeeded') as failed,
+         percentile_cont(0.95) within group (order by (e.detail ->> 'duration_ms')::numeric) as p95_ms
+  from wf.events e
+  -- the step's function: a primary key look-up per outcome (the limit keeps it that, so the
+  -- cost follows the hour's outcomes, never the size of wf.steps or of the history)
+  cross join lateral (select s.function from wf.steps s where s.run_id = e.run_id and s.name = e.step limit 1) s
+  where e.at >= date_trunc('minute', now()) - interval '59 minutes'
+    and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+  group by 1, 2
+), samples as (
+  select distinct on (ss.stage, date_trunc('minute', ss.at))
+         ss.stage, date_trunc('minute', ss.at) as minute, ss.depth, ss.in_flight
+  from wf.stage_samples ss
+  where ss.at >= date_trunc('minute', now()) - interval '59 minutes'
+  order by ss.stage, date_trunc('minute', ss.at), ss.at desc
+)
+select
+  coalesce(sm.stage, o.stage) as stage,
+  coalesce(sm.minute, o.minute) as minute,
+  sm.depth,
+  sm.in_flight,
+  coalesce(o.succeeded, 0) as succeeded,
+  coalesce(o.failed, 0) as failed,
+  round(o.p95_ms) as p95_ms
+from samples sm
+full join outcomes o on o.stage = sm.stage and o.minute = sm.minute
+order by 1, 2;
+comment on view wf.stage_series is
+  'Per stage and minute of the last hour (a row where there is data): queue depth and calls in flight from wf.tick''s latest sample in the minute (null without one), attempts that succeeded and that failed (retrying, failed, dead) in the minute and their duration p95 (ms). Ordered by stage, minute.';
+
+revoke all on wf.stage_series from public;
+grant select on wf.stage_series to wf_reader, wf_admin;
 
 -- sql/views/step_timeline.sql
 -- wf.step_timeline: one row per step attempt, reconstructed from wf.events (an attempt is
@@ -4320,9 +4508,10 @@ grant select on wf.workflow_versions to wf_reader, wf_admin;
 reset check_function_bodies;
 
 -- sql/access.sql
--- wf access: schema grants, row level security. Re-applied by the installer at every
--- install, after the migrations and the routines, so it must be idempotent. Each function
--- and view file grants on its own object; this file holds what belongs to no one routine.
+-- wf access: schema grants, row level security, and what ties a table to a function (a
+-- column default, a trigger). Re-applied by the installer at every install, after the
+-- migrations and the routines, so it must be idempotent. Each function and view file grants on
+-- its own object; this file holds what belongs to no one routine.
 -- The roles themselves are made by sql/roles.sql, before anything else.
 --
 -- Nothing is granted to public. The API functions are security definer (with an empty
@@ -4352,6 +4541,14 @@ revoke all on all sequences in schema wf from public;
 revoke all on all functions in schema wf from public;
 
 alter table wf.runs alter column owner set default wf.auth_uid();
+
+-- live updates (the web dashboard LISTENs on wf_changes): after each statement that inserts
+-- events, wf.notify_changes sends the runs they belong to. Here, not in a migration, because
+-- it calls a function, and functions are made after the migrations; re-made at every install,
+-- so a trigger dropped by hand comes back.
+create or replace trigger events_notify after insert on wf.events
+  referencing new table as new_events
+  for each statement execute function wf.notify_changes();
 
 alter table wf.runs enable row level security;
 alter table wf.steps enable row level security;
@@ -4395,7 +4592,8 @@ insert into wf.migrations (version, name, checksum) values
   (14, '0014_compensation.sql', '788c2740d809c03be520e35a043f74504a40ec600b61e5c12b77b5bc8ba60f82'),
   (15, '0015_stage_limits.sql', '1b180cffe3271512b0e8c86b73dccca68e7c7cd5c3e0ac6d3345a1e60e5d1c39'),
   (16, '0016_concurrency_debounce.sql', '3f99c43d444e7f172c4633052c11887348eff8758e846bf260c77e256be9c791'),
-  (17, '0017_priorities.sql', '1c7d80bf9a596f8d1fd5f524ae6dbe2e463f365d2e32e6e9964e491e1ba005e9')
+  (17, '0017_priorities.sql', '1c7d80bf9a596f8d1fd5f524ae6dbe2e463f365d2e32e6e9964e491e1ba005e9'),
+  (18, '0018_dashboard.sql', '7502295cc1549d0e9c659004821f153ed35e27ddc00f849bb6c68fde67fec9b4')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -4441,6 +4639,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
   ('functions/normalize_compensation.sql', 'function', '9e0080e8b9b3d128fde534ef2cac89821043439ab518a231ec5e94bc1cfed120'),
   ('functions/normalize_definition.sql', 'function', '82eb52e91d8bac5dededda2df5d833536e622b23722187b0e3d04cb92d8582a0'),
+  ('functions/notify_changes.sql', 'function', '9a2feebbb0731f22ab2b57bdd679cecd56ee580fd7eca06820ae5618e7e50211'),
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
   ('functions/pause.sql', 'function', 'b6c2611e6c5f36c8239fa574d36ce1ac188934e440c47e460b705fb0aa57c7da'),
   ('functions/pause_stage.sql', 'function', '77f01667e679e7a7efd1c23d4ca2a4dd9c586a8582d72fd68a126fcac1666973'),
@@ -4468,7 +4667,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
   ('functions/step_queue.sql', 'function', 'f0280c3f1833631ae656bcf7a055aca026291dab625a0034250d635a9935ab29'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
-  ('functions/tick.sql', 'function', '246d88942c29559a8d437574565ef244c1e44fa0b4ea799305f30889e335da1c'),
+  ('functions/tick.sql', 'function', 'bf96c6f2cc2420f1b54e7a88db6af0446606c347d84bdf7fd0c48f3991d87777'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unqueue_steps.sql', 'function', 'a4de5e225a2661a9cb921922cfa0c1bcd4392378329e2cc7a51874193e3fcc46'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
@@ -4479,11 +4678,14 @@ insert into wf.routines (path, kind, checksum) values
   ('views/failures.sql', 'view', 'd5a8f66ed99ea1e3c80fbd3ef3c4e6a44477488eaa895fb4087f23df3acc8de5'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
+  ('views/run_inputs.sql', 'view', '5b09bbbf674996a58b926170b3d1859bd598dd51d147607e3e682ff3fa47783c'),
+  ('views/run_steps.sql', 'view', '042dad62f455e3d919d5e63f4ffac860a2c995ce26d1b278612076442aec2e6a'),
   ('views/runs_overview.sql', 'view', 'b78132f4db66de132a2107abcea76de9b7043e476f818853752c8d80550901f1'),
   ('views/stage_health.sql', 'view', '6e61eae6abe18f96db95b055dce06f1a0b4e91d8bdd40772c137b00b49265e72'),
+  ('views/stage_series.sql', 'view', '8f07354a530a77c60d0d907e9e7d8359e5ebf4e3cea679deff3a71536f0e0233'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
   ('views/workflow_stats.sql', 'view', '58972bfedeb4649558ef092f5b3c95c972da1200c5c84ce3fcd2496933b531a6'),
   ('views/workflow_versions.sql', 'view', '3a8f6530bad57f27b203d4c8f188fb8faf98f3072d47366409c0141dafa17048')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_changes.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/run_inputs.sql', 'views/run_steps.sql', 'views/runs_overview.sql', 'views/stage_health.sql', 'views/stage_series.sql', 'views/step_timeline.sql', 'views/stuck.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
