@@ -380,7 +380,9 @@ async def queries_bench(dsn: str, s: Subjects, rounds: int, explain_lines: int) 
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="scripts/bench-dashboard passes --dsn; its --keep keeps the server's "
+                                            "data directory (and the population) for the next run")
     parser.add_argument("--dsn", required=True, help="the benchmark's database (made and filled if needed)")
     parser.add_argument("--finished", type=int, default=1_000_000)
     parser.add_argument("--running", type=int, default=50_000)
