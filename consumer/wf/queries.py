@@ -83,16 +83,16 @@ from edge e left join hits h on true
 order by h.created_at desc, h.run_id desc"""
 # the overview rows of runs $1 (a page's ids)
 RUNS_BY_ID = "select * from wf.runs_overview where run_id = any ($1::uuid[])"
-# how many runs per status $1 (one each) under the other filters of RUN_PAGE ($2..$5), counted up to $6
-RUN_COUNTS = """
-select st.status,
-       (select count(*) from (select 1 from wf.run_inputs r
-                              where r.status = st.status and ($2::text is null or r.workflow = $2)
-                                and ($3::timestamptz is null or r.created_at >= $3)
-                                and ($4::timestamptz is null or r.created_at < $4)
-                                and ($5::text is null or r.correlation_id = $5)
-                              limit $6) c) as n
-from unnest($1::text[]) as st (status)"""
+# how many runs per status under the other filters of RUN_PAGE ($1..$4: workflow, created in [$2, $3),
+# correlation id), each counted up to $5; one subquery per status, its status a constant, so each is
+# planned on the index of its own filters
+_COUNT_ONE = """select '{status}'::text as status, (select count(*) from (select 1 from wf.run_inputs r
+  where r.status = '{status}' and ($1::text is null or r.workflow = $1)
+    and ($2::timestamptz is null or r.created_at >= $2) and ($3::timestamptz is null or r.created_at < $3)
+    and ($4::text is null or r.correlation_id = $4) limit $5) c) as n"""
+RUN_COUNTS = "\nunion all\n".join(_COUNT_ONE.format(status=status) for status in (
+    "scheduled", "pending", "running", "paused", "compensating", "completed", "failed", "compensation_failed",
+    "cancelled"))
 # the runs pages' connections plan every statement for its parameters (see above)
 CUSTOM_PLANS = "set plan_cache_mode = force_custom_plan"
 
@@ -149,11 +149,9 @@ RUN_EVENTS_PAGE = ("select seq, at, step, attempt, kind, detail from wf.run_hist
                    "order by seq limit $2")
 # the stages' per-minute series over the last hour (depth, in flight, outcomes, p95)
 STAGE_SERIES = "select * from wf.stage_series"
-# dead letters newest first, older than the cursor ($1 dead_at, $2 run id, $3 step), at most $4
+# dead letters newest first, older than the cursor $1 (the last row's seq), at most $2
 DEAD_LETTERS_PAGE = """
-select * from wf.dead_letters d
-where $1::timestamptz is null or (d.dead_at, d.run_id, d.step) < ($1, $2::uuid, $3::text)
-order by d.dead_at desc, d.run_id desc, d.step desc limit $4"""
+select * from wf.dead_letters d where $1::bigint is null or d.seq < $1 order by d.seq desc limit $2"""
 # may this login act (cancel, retry, pause, resume, signal)? A wf_reader login may not.
 CAN_ACT = """
 select pg_catalog.has_function_privilege('wf.cancel(uuid, text)', 'execute')

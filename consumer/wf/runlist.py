@@ -155,8 +155,7 @@ async def counts(conn: asyncpg.Connection, f: RunFilter) -> dict[str, int]:
     """Runs per status under the filter's workflow, time range and correlation id (not its status or
     search), each counted up to COUNT_CAP + 1: more than COUNT_CAP shows as "10,000+"."""
     await conn.execute(queries.CUSTOM_PLANS)
-    rows = await conn.fetch(queries.RUN_COUNTS, list(STATUSES), f.workflow, f.since, f.until, f.correlation_id,
-                            COUNT_CAP + 1)
+    rows = await conn.fetch(queries.RUN_COUNTS, f.workflow, f.since, f.until, f.correlation_id, COUNT_CAP + 1)
     return {r["status"]: r["n"] for r in rows}
 
 

@@ -101,7 +101,10 @@ begin
     select m.msg_id, m.vt, m.ord, s.run_id, s.name, r.status as run_status
     from m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step
-    join wf.runs r on r.id = s.run_id
+    -- the run by its key: as a plain join, a generic plan made while wf.runs had no statistics
+    -- reached the run through an index on workflow (from the definition row), reading every run
+    -- of the workflow for each message
+    cross join lateral (select r.status, r.workflow, r.version from wf.runs r where r.id = s.run_id limit 1) r
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
     where s.msg_id = m.msg_id and s.status in ('queued', 'retrying')
       and r.status in ('scheduled', 'pending', 'running')

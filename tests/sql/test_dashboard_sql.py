@@ -251,3 +251,20 @@ def test_the_dashboard_views_are_not_readable_by_wf_worker(shared_conn, view):
     with shared_conn.transaction(), pytest.raises(errors.InsufficientPrivilege):
         shared_conn.execute("set local role wf_worker")
         shared_conn.execute(f"select * from wf.{view}")
+
+
+def test_dead_letters_show_a_step_dead_again_after_a_retry_once_and_a_retried_one_not_at_all(conn):
+    define(conn, chain("one", 1, max_retries=0))
+    again, healed = enqueue(conn, "one"), enqueue(conn, "one")
+    for task in claim(conn, "echo"):
+        fail(conn, task, "down")
+    conn.execute("select wf.retry(%s), wf.retry(%s)", (again, healed))
+    for task in claim(conn, "echo"):
+        if task["run_id"] == uuid.UUID(again):
+            fail(conn, task, "down again")
+        else:
+            complete(conn, task, {})
+    rows = conn.execute("select run_id::text, error, seq from wf.dead_letters").fetchall()
+    assert [(r["run_id"], r["error"]) for r in rows] == [(again, "down again")]
+    assert [r["kind"] for r in conn.execute(
+        "select kind from wf.events where id = %s", (rows[0]["seq"],)).fetchall()] == ["dead"]

@@ -88,20 +88,15 @@ async def stages(request: web.Request) -> web.Response:
 
 async def dead_letters(request: web.Request) -> web.Response:
     before = request.query.get("before")
-    cursor: tuple[Any, Any, Any] = (None, None, None)
+    cursor = None
     if before:
-        at, _, rest = before.partition("~")
-        run_id, _, step = rest.partition("~")
         try:
-            cursor = (runlist.parse_time("before", at), uuid.UUID(run_id), step)
+            cursor = int(before)
         except ValueError:
             raise runlist.FilterError("before", "not a page cursor (follow the page's own links)") from None
     async with connection(request) as conn:
-        rows = await conn.fetch(queries.DEAD_LETTERS_PAGE, *cursor, DEAD_LETTERS_PAGE + 1)
-    next_cursor = None
-    if len(rows) > DEAD_LETTERS_PAGE:
-        last = rows[DEAD_LETTERS_PAGE - 1]
-        next_cursor = f"{last['dead_at'].isoformat()}~{last['run_id']}~{last['step']}"
+        rows = await conn.fetch(queries.DEAD_LETTERS_PAGE, cursor, DEAD_LETTERS_PAGE + 1)
+    next_cursor = rows[DEAD_LETTERS_PAGE - 1]["seq"] if len(rows) > DEAD_LETTERS_PAGE else None
     return render(request, "dead_letters.html", rows=rows[:DEAD_LETTERS_PAGE], next_cursor=next_cursor)
 
 

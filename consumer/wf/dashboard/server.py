@@ -24,7 +24,8 @@ async def _pool(dsn: str) -> asyncpg.Pool:
     run list's optional filters (consumer/wf/queries.py, the run list)."""
     created = await asyncpg.create_pool(dsn, min_size=0, max_size=4, init=db.init_connection, command_timeout=10,
                                         timeout=5, server_settings={"application_name": "wf dashboard",
-                                                                    "plan_cache_mode": "force_custom_plan"})
+                                                                    "plan_cache_mode": "force_custom_plan",
+                                                                    "jit": "off"})
     assert created is not None
     return created
 

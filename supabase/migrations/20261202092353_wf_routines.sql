@@ -628,7 +628,10 @@ begin
     select m.msg_id, m.vt, m.ord, s.run_id, s.name, r.status as run_status
     from m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step
-    join wf.runs r on r.id = s.run_id
+    -- the run by its key: as a plain join, a generic plan made while wf.runs had no statistics
+    -- reached the run through an index on workflow (from the definition row), reading every run
+    -- of the workflow for each message
+    cross join lateral (select r.status, r.workflow, r.version from wf.runs r where r.id = s.run_id limit 1) r
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
     where s.msg_id = m.msg_id and s.status in ('queued', 'retrying')
       and r.status in ('scheduled', 'pending', 'running')
@@ -4007,8 +4010,10 @@ grant execute on function wf.worker_stages() to wf_worker, wf_admin;
 
 -- sql/views/dead_letters.sql
 -- wf.dead_letters: the dead steps (each has its message in the wf_dlq queue, dlq_msg_id),
--- newest first, with the run to wf.retry once the cause is fixed. Read from wf.steps, which
--- keeps the error and HTTP status the DLQ message only summarises.
+-- newest first, with the run to wf.retry once the cause is fixed. Found through the events that
+-- made them dead (a partial index on wf.events, so the newest page costs the same at a million
+-- runs) and read from wf.steps, which keeps the error and HTTP status the DLQ message only
+-- summarises; a step retried since (no longer dead, or dead again at a later attempt) shows once.
 create or replace view wf.dead_letters as
 select
   s.run_id,
@@ -4021,14 +4026,15 @@ select
   s.error,
   s.finished_at as dead_at,
   s.dlq_msg_id,
-  r.correlation_id
-from wf.steps s
+  r.correlation_id,
+  e.id as seq
+from wf.events e
+join wf.steps s on s.run_id = e.run_id and s.name = e.step and s.attempt = e.attempt and s.status = 'dead'
 join wf.runs r on r.id = s.run_id
-where s.status = 'dead'
-order by s.finished_at desc;
+where e.kind = 'dead'
+order by e.id desc;
 comment on view wf.dead_letters is
-  'Dead steps (their message is in the wf_dlq queue): what failed, why, and the run to wf.retry once the cause is fixed.';
-
+  'Dead steps (their message is in the wf_dlq queue), newest first: what failed, why, and the run to wf.retry once the cause is fixed. seq (the event that made the step dead) pages them: where seq < the last one shown.';
 revoke all on wf.dead_letters from public;
 grant select on wf.dead_letters to wf_reader, wf_admin;
 
@@ -4593,7 +4599,7 @@ insert into wf.migrations (version, name, checksum) values
   (15, '0015_stage_limits.sql', '1b180cffe3271512b0e8c86b73dccca68e7c7cd5c3e0ac6d3345a1e60e5d1c39'),
   (16, '0016_concurrency_debounce.sql', '3f99c43d444e7f172c4633052c11887348eff8758e846bf260c77e256be9c791'),
   (17, '0017_priorities.sql', '1c7d80bf9a596f8d1fd5f524ae6dbe2e463f365d2e32e6e9964e491e1ba005e9'),
-  (18, '0018_dashboard.sql', '7502295cc1549d0e9c659004821f153ed35e27ddc00f849bb6c68fde67fec9b4')
+  (18, '0018_dashboard.sql', '9f890c52b21499a7d641a9599f28950231684b2724e4d78bcf7e8e577fb8eddd')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -4608,7 +4614,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/check_key_path.sql', 'function', '1ebd3d1c1f67057ca2d2af41b7b1dd711dac7696f5da20ff6ac084e8c4c5491f'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/claim.sql', 'function', '202dc761c79a5e42ee834a02afd23ac3512616a35bab9a14e0fb67fe6f126ac4'),
+  ('functions/claim.sql', 'function', '88d4a3249178958ec2142024f2ecb5a0563b0e07395a285630461f7a7dc95418'),
   ('functions/close_if_done.sql', 'function', '7578ded52a2c15aeecb4992ac6eb4533a4fd09429c490b993f38a317b4dd4448'),
   ('functions/compensate_progress.sql', 'function', '0afa50d5fe044359cee5ff0a7efe4a4c038dd7d4d0b6b97ada813a453342fd3c'),
   ('functions/complete.sql', 'function', '6a1b2d8e496b374d1881e49910679dbe08b2c2103d72ac42b42607a91da0b454'),
@@ -4674,7 +4680,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
   ('functions/wait_timed_out.sql', 'function', 'e0881b78fadafc30e405f79bc5a5b8823b2a295dc1dbacde416fa0e631e669bd'),
   ('functions/worker_stages.sql', 'function', 'a4bc21fd3ee81080477da9af37dce11bb3ee354fbd99e473433ddfe6238186ab'),
-  ('views/dead_letters.sql', 'view', 'abd1b94aaa23866380fde29d4185543e047b5449629a9690af25869ef9d508fd'),
+  ('views/dead_letters.sql', 'view', '784ca116c8d135ae71b2af44eaf5431c26d19a8dcc91b2daea7d4edcff390f5b'),
   ('views/failures.sql', 'view', 'd5a8f66ed99ea1e3c80fbd3ef3c4e6a44477488eaa895fb4087f23df3acc8de5'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),

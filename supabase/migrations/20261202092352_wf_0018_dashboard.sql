@@ -11,6 +11,12 @@ create index runs_created on wf.runs (created_at, id);
 create index runs_status_created on wf.runs (status, created_at, id);
 create index runs_workflow_created on wf.runs (workflow, created_at, id);
 create index runs_correlation_created on wf.runs (correlation_id, created_at, id) where correlation_id is not null;
+-- the runs per status of one workflow (the runs page's counts under a workflow filter), counted
+-- up to a cap from the index alone
+create index runs_workflow_status_created on wf.runs (workflow, status, created_at, id);
+-- the newest dead letters (wf.dead_letters): the events that made a step dead, insert-only and
+-- partial, so it costs nothing on the hot path; the step tells whether it is still dead
+create index events_dead on wf.events (id) where kind = 'dead';
 
 -- one sample per stage, written by wf.tick at most every 30 seconds and kept for a day: the
 -- queue depth (all its priority bands) and the calls in flight, for wf.stage_series' charts
