@@ -18,8 +18,15 @@ select
   r.correlation_id,
   e.id as seq
 from wf.events e
-join wf.steps s on s.run_id = e.run_id and s.name = e.step and s.attempt = e.attempt and s.status = 'dead'
-join wf.runs r on r.id = s.run_id
+-- the step and the run by their keys, one look-up per event, newest first until the limit: as
+-- plain joins the planner, expecting few rows, hashed every run
+cross join lateral (
+  select s.run_id, s.name, s.function, s.attempt, s.http_status, s.error, s.finished_at, s.dlq_msg_id
+  from wf.steps s
+  where s.run_id = e.run_id and s.name = e.step and s.attempt = e.attempt and s.status = 'dead'
+  limit 1
+) s
+cross join lateral (select r.workflow, r.version, r.correlation_id from wf.runs r where r.id = e.run_id limit 1) r
 where e.kind = 'dead'
 order by e.id desc;
 comment on view wf.dead_letters is

@@ -5,7 +5,8 @@ create or replace view wf.stage_health as
 with recent as (
   select s.function, e.kind, e.at, (e.detail ->> 'duration_ms')::numeric as duration_ms
   from wf.events e
-  join wf.steps s on s.run_id = e.run_id and s.name = e.step
+  -- each outcome's step by its key (as a plain join the planner hashed every step)
+  cross join lateral (select s.function from wf.steps s where s.run_id = e.run_id and s.name = e.step limit 1) s
   where e.at > now() - interval '1 hour'
     and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
 ), per_stage as (

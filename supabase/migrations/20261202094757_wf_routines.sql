@@ -4029,8 +4029,15 @@ select
   r.correlation_id,
   e.id as seq
 from wf.events e
-join wf.steps s on s.run_id = e.run_id and s.name = e.step and s.attempt = e.attempt and s.status = 'dead'
-join wf.runs r on r.id = s.run_id
+-- the step and the run by their keys, one look-up per event, newest first until the limit: as
+-- plain joins the planner, expecting few rows, hashed every run
+cross join lateral (
+  select s.run_id, s.name, s.function, s.attempt, s.http_status, s.error, s.finished_at, s.dlq_msg_id
+  from wf.steps s
+  where s.run_id = e.run_id and s.name = e.step and s.attempt = e.attempt and s.status = 'dead'
+  limit 1
+) s
+cross join lateral (select r.workflow, r.version, r.correlation_id from wf.runs r where r.id = e.run_id limit 1) r
 where e.kind = 'dead'
 order by e.id desc;
 comment on view wf.dead_letters is
@@ -4284,7 +4291,8 @@ create or replace view wf.stage_health as
 with recent as (
   select s.function, e.kind, e.at, (e.detail ->> 'duration_ms')::numeric as duration_ms
   from wf.events e
-  join wf.steps s on s.run_id = e.run_id and s.name = e.step
+  -- each outcome's step by its key (as a plain join the planner hashed every step)
+  cross join lateral (select s.function from wf.steps s where s.run_id = e.run_id and s.name = e.step limit 1) s
   where e.at > now() - interval '1 hour'
     and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
 ), per_stage as (
@@ -4680,14 +4688,14 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
   ('functions/wait_timed_out.sql', 'function', 'e0881b78fadafc30e405f79bc5a5b8823b2a295dc1dbacde416fa0e631e669bd'),
   ('functions/worker_stages.sql', 'function', 'a4bc21fd3ee81080477da9af37dce11bb3ee354fbd99e473433ddfe6238186ab'),
-  ('views/dead_letters.sql', 'view', '784ca116c8d135ae71b2af44eaf5431c26d19a8dcc91b2daea7d4edcff390f5b'),
+  ('views/dead_letters.sql', 'view', 'fae0e9fbccbe9b245a3329e58c04f606ff11fa288942b73e2ad0357e556cf1f2'),
   ('views/failures.sql', 'view', 'd5a8f66ed99ea1e3c80fbd3ef3c4e6a44477488eaa895fb4087f23df3acc8de5'),
   ('views/my_runs.sql', 'view', '09d294cd46682603d499ada16575e13e84e32aad0a1a017bdde4cccbaab90bd2'),
   ('views/run_history.sql', 'view', '8e03cdafdd3cc451e09c2c4f4851b2dcd0fe20087d2759175549b4d861ae1931'),
   ('views/run_inputs.sql', 'view', '5b09bbbf674996a58b926170b3d1859bd598dd51d147607e3e682ff3fa47783c'),
   ('views/run_steps.sql', 'view', '042dad62f455e3d919d5e63f4ffac860a2c995ce26d1b278612076442aec2e6a'),
   ('views/runs_overview.sql', 'view', 'b78132f4db66de132a2107abcea76de9b7043e476f818853752c8d80550901f1'),
-  ('views/stage_health.sql', 'view', '6e61eae6abe18f96db95b055dce06f1a0b4e91d8bdd40772c137b00b49265e72'),
+  ('views/stage_health.sql', 'view', '30d1f2b6c6a4afb232dab92b3e7dbbffc8e25a1ebab8f7edc1be9012f190762c'),
   ('views/stage_series.sql', 'view', '8f07354a530a77c60d0d907e9e7d8359e5ebf4e3cea679deff3a71536f0e0233'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/stuck.sql', 'view', '95a97d558c06d0fd5b80bfdf0ed8b61af77800502009648107b407442ffd4c1c'),
