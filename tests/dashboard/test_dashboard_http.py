@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 from wf import runlist
+from wf.dashboard.app import STATE
 from wfsql import chain, claim, define, enqueue, fail, run_status
 
 TOKEN = "test-token-0123456789abcdef"  # tests/dashboard/conftest.py starts the dashboard with it
@@ -442,17 +443,34 @@ async def test_sign_in_follows_only_a_path_on_this_site(conn, dashboard):
         assert response.headers["Location"] == expected
 
 
-async def test_a_page_subscribing_is_told_to_refresh_at_once(conn, dashboard):
-    """What changed between the page's render and its subscription is not lost: the stream starts with a change."""
+async def test_a_page_subscribing_after_a_change_it_missed_is_told_at_once_and_otherwise_not(conn, dashboard):
+    """What changed between a page's render and its subscription is not lost (`since` is when it was
+    rendered, in server time); a page rendered after the last change gets no needless refresh."""
+    define(conn, chain("one", 1))
+    run_id = enqueue(conn, "one")
     client = await dashboard()
-    async with client.get("/live?run=00000000-0000-0000-0000-000000000001") as stream:
-        assert await _next_event(stream, "change", timeout=1.0) == "00000000-0000-0000-0000-000000000001"
+    async with client.get("/live") as stream:  # the hub is listening
+        await _next_event(stream, "status", "up")
+    rendered = re.search(r'data-rendered="([\d.]+)"', await _get(client, f"/runs/{run_id}")).group(1)
+    conn.execute("select wf.cancel(%s, 'x')", (run_id,))
+    hub = client.server.app[STATE].live
+    for _ in range(100):  # until the notification reaches the hub
+        if hub.changed_since(run_id, float(rendered)):
+            break
+        await asyncio.sleep(0.02)
+    async with client.get(f"/live?run={run_id}&since={rendered}") as stream:
+        assert await _next_event(stream, "change", timeout=1.0) == run_id
+    later = re.search(r'data-rendered="([\d.]+)"', await _get(client, f"/runs/{run_id}")).group(1)
+    async with client.get(f"/live?run={run_id}&since={later}") as stream:
+        await _next_event(stream, "status")
+        with pytest.raises(TimeoutError):
+            await _next_event(stream, "change", timeout=0.8)
 
 
 async def test_stopping_the_dashboard_ends_open_streams_at_once(conn, dashboard):
     client = await dashboard()
     async with client.get("/live") as stream:
-        await _next_event(stream, "change")
+        await _next_event(stream, "status")
         started = asyncio.get_running_loop().time()
         await client.server.runner.shutdown()
         assert await asyncio.wait_for(stream.content.read(), 2.0) is not None

@@ -75,7 +75,8 @@ def _common(request: web.Request) -> dict[str, Any]:
     return {"auth_enabled": state.auth.enabled, "signed_in": csrf is not None, "csrf": csrf,
             "actions": bool(csrf) and bool(state.can_act), "login_may_act": state.can_act,
             "flash": unquote(request.cookies.get(FLASH_COOKIE, "")), "db_down": not state.live.up,
-            "path": request.path_qs, "section": request.path.split("/")[1] if request.path != "/" else "runs"}
+            "path": request.path_qs, "rendered_at": f"{time.time():.3f}",  # when, for /live?since=
+            "section": request.path.split("/")[1] if request.path != "/" else "runs"}
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -24,12 +26,14 @@ FLUSH_SECONDS = 0.25
 RECONNECT_SECONDS = 1.0
 CHECK_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
+REMEMBERED_RUNS = 10_000  # runs whose last change time is kept (for pages subscribing late)
 CLOSE = "close"  # not an event pages see: the stream ends (the dashboard stops)
 
 
 @dataclass(eq=False)
 class Subscriber:
     run_id: str | None  # only this run's changes (a run page), or all
+    since: float = 0.0  # what the page shows is as of this server time (its render, then its last refresh)
     queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(maxsize=16))
 
     def send(self, event: str, data: str) -> None:
@@ -44,9 +48,33 @@ class Live:
         self.up = False
         self._changed: set[str] = set()
         self._dirty = asyncio.Event()
+        # when a change was last heard: of any run, of each recent run, of unknown runs (`*`, a reconnection)
+        self._last_any = 0.0
+        self._last_unknown = 0.0
+        self._last_by_run: OrderedDict[str, float] = OrderedDict()
+
+    def _heard(self, ids: list[str]) -> None:
+        now = time.time()
+        self._last_any = now
+        for run_id in ids:
+            if run_id == "*":
+                self._last_unknown = now
+                continue
+            self._last_by_run[run_id] = now
+            self._last_by_run.move_to_end(run_id)
+        while len(self._last_by_run) > REMEMBERED_RUNS:
+            self._last_by_run.popitem(last=False)
+
+    def changed_since(self, run_id: str | None, since: float) -> bool:
+        """Did something the page shows change after it was rendered (server time `since`)?"""
+        if self._last_unknown > since:
+            return True
+        return (self._last_by_run.get(run_id, 0.0) if run_id else self._last_any) > since
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._changed.update(payload.split(",") if payload else ["*"])
+        ids = payload.split(",") if payload else ["*"]
+        self._heard(ids)
+        self._changed.update(ids)
         self._dirty.set()
 
     def _status(self, up: bool) -> None:
@@ -63,7 +91,8 @@ class Live:
                 conn = await asyncpg.connect(self._dsn, timeout=5, server_settings={"application_name": "wf dashboard"})
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._status(True)
-                self._changed.add("*")  # what happened while nobody listened
+                self._heard(["*"])  # what happened while nobody listened
+                self._changed.add("*")
                 self._dirty.set()
                 while not stopping.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -86,9 +115,12 @@ class Live:
             await self._dirty.wait()
             self._dirty.clear()
             changed, self._changed = self._changed, set()
+            now = time.time()
             for sub in self.subscribers:
-                if sub.run_id is None or "*" in changed or sub.run_id in changed:
+                if (sub.run_id is None or "*" in changed or sub.run_id in changed) \
+                        and self.changed_since(sub.run_id, sub.since):
                     sub.send("change", sub.run_id or "*")
+                    sub.since = now
             await asyncio.sleep(FLUSH_SECONDS)
 
     def close_streams(self) -> None:
@@ -98,17 +130,25 @@ class Live:
                 sub.queue.put_nowait((CLOSE, ""))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        """GET /live[?run=ID]: server-sent events `change` and `status` (up/down) until the page closes."""
+        """GET /live[?run=ID][&since=T]: server-sent events `change` and `status` (up/down) until the page
+        closes; T is when the page was rendered (server time): a change heard after it is sent at once."""
         run_id = request.query.get("run") or None
+        try:
+            since = float(request.query.get("since", "0"))
+        except ValueError:
+            since = 0.0
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
-        sub = Subscriber(run_id[:40] if run_id else None)
+        sub = Subscriber(run_id[:40] if run_id else None, since)
         self.subscribers.add(sub)
         try:
-            # the status, and a change: what happened between the page's render and this subscription
-            await response.write(f"retry: 1000\nevent: status\ndata: {'up' if self.up else 'down'}\n\n"
-                                 f"event: change\ndata: {sub.run_id or '*'}\n\n".encode())
+            # the status, and a change if one was heard between the page's render and this subscription
+            first = f"retry: 1000\nevent: status\ndata: {'up' if self.up else 'down'}\n\n"
+            if self.changed_since(sub.run_id, since):
+                first += f"event: change\ndata: {sub.run_id or '*'}\n\n"
+                sub.since = time.time()
+            await response.write(first.encode())
             while True:
                 try:
                     event, data = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)

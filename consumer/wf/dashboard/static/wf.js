@@ -128,7 +128,9 @@
   function listen() {
     if (!window.EventSource) return;
     const run = document.body.dataset.live;
-    const source = new EventSource("/live" + (run && run !== "*" ? "?run=" + encodeURIComponent(run) : ""));
+    const args = new URLSearchParams({ since: document.body.dataset.rendered || "0" });
+    if (run && run !== "*") args.set("run", run);
+    const source = new EventSource("/live?" + args.toString());
     source.addEventListener("change", () => soon(100));
     source.addEventListener("status", (event) => {
       const down = event.data === "down";
