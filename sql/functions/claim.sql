@@ -42,6 +42,7 @@ declare
   v_limited boolean;
   v_stage record;
   v_msg_queues text[] := '{}'::text[];
+  v_busy text[];  -- runs another transaction holds: their messages are given back
 begin
   if qty is null or qty not between 1 and 1000 then
     perform wf.raise_input_error(format('qty must be between 1 and 1000, got %s', coalesce(qty::text, 'null')));
@@ -83,12 +84,35 @@ begin
     return;
   end if;
 
-  -- every run of the batch is locked first, in run id order, so two claims (or a claim
-  -- and a complete_batch) never deadlock
-  perform pg_advisory_xact_lock(7001, hashtext(l.run_id::text))
-  from (select distinct (m ->> 'run_id')::uuid as run_id from unnest(v_messages) m
+  -- the runs of the batch are locked first, but never waited for. pgmq.read has locked the
+  -- messages; whoever holds a run's lock may want one of them: a batch answer (wf.complete_batch
+  -- locks its runs, then archives their messages) of a lost attempt whose message came back.
+  -- guard: lock order (messages, then runs, here; runs, then messages, in an answer): a run
+  -- locked by someone else has its messages given back, visible at once, for the next claim
+  select coalesce(array_agg(l.run_text), '{}'::text[]) into v_busy
+  from (select distinct m ->> 'run_id' as run_text from unnest(v_messages) m
         where coalesce(m ->> 'run_id', '') ~ '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
-        order by 1) l;
+        order by 1) l
+  where not pg_try_advisory_xact_lock(7001, hashtext(l.run_text::uuid::text));
+  if cardinality(v_busy) > 0 then
+    perform pgmq.set_vt(u.queue, u.msg_id, 0)
+    from unnest(v_msg_ids, v_messages, v_msg_queues) as u(msg_id, message, queue)
+    where u.message ->> 'run_id' = any (v_busy);
+    perform pg_notify('wf', q.queue)
+    from (select distinct u.queue from unnest(v_messages, v_msg_queues) as u(message, queue)
+          where u.message ->> 'run_id' = any (v_busy)) q;
+    select coalesce(array_agg(u.msg_id order by u.ord), '{}'), coalesce(array_agg(u.read_ct order by u.ord), '{}'),
+           coalesce(array_agg(u.vt order by u.ord), '{}'), coalesce(array_agg(u.message order by u.ord), '{}'),
+           coalesce(array_agg(u.queue order by u.ord), '{}')
+    into v_msg_ids, v_read_cts, v_vts, v_messages, v_msg_queues
+    from unnest(v_msg_ids, v_read_cts, v_vts, v_messages, v_msg_queues)
+           with ordinality as u(msg_id, read_ct, vt, message, queue, ord)
+    where coalesce(u.message ->> 'run_id', '') <> all (v_busy);
+    -- guard: every message's run was busy
+    if cardinality(v_msg_ids) = 0 then
+      return;
+    end if;
+  end if;
 
   -- the common case, set-based: the step waits for this very message, its run is open,
   -- and attempts are left
