@@ -9,7 +9,7 @@ where the search stopped and continues from there.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,6 +158,3 @@ async def counts(conn: asyncpg.Connection, f: RunFilter) -> dict[str, int]:
     rows = await conn.fetch(queries.RUN_COUNTS, f.workflow, f.since, f.until, f.correlation_id, COUNT_CAP + 1)
     return {r["status"]: r["n"] for r in rows}
 
-
-def without_cursor(f: RunFilter) -> RunFilter:
-    return replace(f, before=None)

@@ -475,3 +475,15 @@ async def test_stopping_the_dashboard_ends_open_streams_at_once(conn, dashboard)
         await client.server.runner.shutdown()
         assert await asyncio.wait_for(stream.content.read(), 2.0) is not None
         assert asyncio.get_running_loop().time() - started < 2.0
+
+
+async def test_a_compensation_that_has_not_started_is_not_drawn(conn, dashboard):
+    define(conn, {"name": "pay", "steps": [
+        {"name": "charge", "function": "echo", "action": "charge",
+         "compensate": {"function": "echo", "action": "refund"}}]})
+    run_id = enqueue(conn, "pay")
+    html = await _get(await dashboard(), f"/runs/{run_id}")
+    graph = json.loads(re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', html,
+                                 re.S).group(1))
+    assert [n["id"] for n in graph["nodes"]] == ["charge"]
+    assert "charge:compensate" not in html

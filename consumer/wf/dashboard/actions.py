@@ -9,6 +9,7 @@ function in its own transaction; its refusal (a run in the wrong state, …) is 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,7 +17,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from wf import queries, runlist
+from wf import errors, queries, runlist
 from wf.dashboard.app import STATE, connection, flash, render
 from wf.dashboard.auth import COOKIE, Refused
 
@@ -31,8 +32,26 @@ async def _form(request: web.Request) -> dict[str, str]:
     return form
 
 
-def _back(request: web.Request, path: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(location=path)
+def _back(path: str, message: str) -> web.HTTPSeeOther:
+    """Back to the page the action came from, with what happened as its flash message."""
+    response = web.HTTPSeeOther(location=path)
+    flash(response, message)
+    return response
+
+
+async def _act(conn: asyncpg.Connection, query: str, *args: Any) -> asyncpg.Record | str:
+    """One action in its own transaction: its row, or the reason wf refused it (the caller's mistake by
+    wf's SQLSTATE table, e.g. a run in the wrong state). A login that may only read is refused (403)."""
+    try:
+        row = await conn.fetchrow(query, *args)
+    except asyncpg.InsufficientPrivilegeError:
+        raise Refused("this database login may only read (wf_reader): actions need wf_admin") from None
+    except asyncpg.PostgresError as exc:
+        if not errors.bad_input(exc.sqlstate):
+            raise
+        return str(exc).splitlines()[0]
+    assert row is not None
+    return row
 
 
 async def run_action(request: web.Request) -> web.Response:
@@ -66,22 +85,15 @@ async def run_action(request: web.Request) -> web.Response:
     else:
         raise web.HTTPNotFound(text=f"no action {action[:40]}")
     async with connection(request) as conn:
-        try:
-            row = await conn.fetchrow(query, *args)
-        except asyncpg.InsufficientPrivilegeError:
-            raise Refused("this database login may only read (wf_reader): actions need wf_admin") from None
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate is None or exc.sqlstate[:2] not in ("22", "55", "P0"):
-                raise
-            message = str(exc).splitlines()[0]
+        row = await _act(conn, query, *args)
+        if isinstance(row, str):
+            message = row
         else:
-            status = await conn.fetchval(queries.RUN_STATUS, run_id)
+            status = await conn.fetchval(queries.RUN_STATUS, run_id)  # after the action (the row's is before)
             done = {"cancel": "cancelled", "retry": "retried", "pause": "paused", "resume": "resumed",
                     "signal": f"signal {args[1] if action == 'signal' else ''} sent"}[action]
-            message = f"{done}: the run is {status}" if row and row["ok"] else f"not {done}: the run is {status}"
-    response = _back(request, f"/runs/{run_id}")
-    flash(response, message)
-    raise response
+            message = f"{done}: the run is {status}" if row["ok"] else f"not {done}: the run is {status}"
+    raise _back(f"/runs/{run_id}", message)
 
 
 def _bulk_filter(args: dict[str, str]) -> tuple[str, runlist.RunFilter]:
@@ -94,7 +106,7 @@ def _bulk_filter(args: dict[str, str]) -> tuple[str, runlist.RunFilter]:
         raise runlist.FilterError("status", f"bulk cancel takes open runs: filter by one of {runlist.OPEN_STATUSES}")
     if action not in ("retry", "cancel"):
         raise runlist.FilterError("action", "retry or cancel")
-    return action, runlist.RunFilter(**{**f.__dict__, "limit": BULK_MAX})
+    return action, replace(f, limit=BULK_MAX)
 
 
 async def _selected(request: web.Request, f: runlist.RunFilter) -> list[uuid.UUID]:
@@ -123,20 +135,11 @@ async def bulk(request: web.Request) -> web.Response:
     done, refused, first_error = 0, 0, None
     async with connection(request) as conn:
         for run_id in ids:
-            try:
-                if action == "retry":
-                    row = await conn.fetchrow(queries.RETRY, run_id)
-                else:
-                    row = await conn.fetchrow(queries.CANCEL, run_id, "cancelled in bulk from the dashboard")
-            except asyncpg.InsufficientPrivilegeError:
-                raise Refused("this database login may only read (wf_reader): actions need wf_admin") from None
-            except asyncpg.PostgresError as exc:
-                if exc.sqlstate is None or exc.sqlstate[:2] not in ("22", "55", "P0"):
-                    raise
-                refused += 1
-                first_error = first_error or str(exc).splitlines()[0]
-                continue
-            if row["ok"]:
+            row = await (_act(conn, queries.RETRY, run_id) if action == "retry"
+                         else _act(conn, queries.CANCEL, run_id, "cancelled in bulk from the dashboard"))
+            if isinstance(row, str):
+                first_error = first_error or row
+            if not isinstance(row, str) and row["ok"]:
                 done += 1
             else:
                 refused += 1
@@ -144,9 +147,7 @@ async def bulk(request: web.Request) -> web.Response:
     message = f"{verb} {done} of {len(ids)} runs" + (f"; {refused} refused" if refused else "")
     if first_error:
         message += f" (first: {first_error})"
-    response = _back(request, "/runs?" + urlencode(f.query_args()))
-    flash(response, message)
-    raise response
+    raise _back("/runs?" + urlencode(f.query_args()), message)
 
 
 async def stage_action(request: web.Request) -> web.Response:
@@ -155,14 +156,11 @@ async def stage_action(request: web.Request) -> web.Response:
     if action not in ("pause", "resume"):
         raise web.HTTPNotFound(text=f"no action {action[:40]}")
     async with connection(request) as conn:
-        try:
-            ok = await conn.fetchval(queries.PAUSE_STAGE if action == "pause" else queries.RESUME_STAGE, stage)
-        except asyncpg.InsufficientPrivilegeError:
-            raise Refused("this database login may only read (wf_reader): actions need wf_admin") from None
-    response = _back(request, "/stages")
-    flash(response, f"stage {stage} {'paused' if action == 'pause' else 'resumed'}" if ok
-          else f"stage {stage} already was {'paused' if action == 'pause' else 'running'}")
-    raise response
+        row = await _act(conn, queries.PAUSE_STAGE if action == "pause" else queries.RESUME_STAGE, stage)
+    if isinstance(row, str):
+        raise _back("/stages", row)
+    raise _back("/stages", f"stage {stage} {'paused' if action == 'pause' else 'resumed'}" if row["ok"]
+                else f"stage {stage} already was {'paused' if action == 'pause' else 'running'}")
 
 
 async def login_page(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ import contextlib
 import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -42,7 +42,6 @@ class State:
     templates: jinja2.Environment
     pool: asyncpg.Pool | None = None
     can_act: bool | None = None  # the login's privileges, read once
-    tasks: list[Any] = field(default_factory=list)
 
 
 STATE = web.AppKey("state", State)

@@ -54,7 +54,9 @@ async def run(request: web.Request) -> web.Response:
         if overview is None:
             raise web.HTTPNotFound(text=f"no run {run_id}")
         identity = await conn.fetchrow(queries.RUN_INPUT, run_id)
-        steps = [dict(r) for r in await conn.fetch(queries.RUN_STEPS, run_id)]
+        # a compensation that has not started is a possibility, not a step of this run (yet): left out
+        steps = [dict(r) for r in await conn.fetch(queries.RUN_STEPS, run_id)
+                 if not (r["compensates"] is not None and r["status"] == "waiting")]
         attempts = [dict(r) for r in await conn.fetch(queries.RUN_ATTEMPTS, run_id)]
         events = await conn.fetch(queries.RUN_EVENTS_PAGE, run_id, EVENTS_SHOWN + 1)
         tree = await conn.fetch(queries.RUN_TREE, run_id)
@@ -65,7 +67,7 @@ async def run(request: web.Request) -> web.Response:
                   steps=steps, graph=views.graph(steps), bars=bars, begin=begin, span=views.duration(span),
                   events=events[:EVENTS_SHOWN], events_cut=len(events) > EVENTS_SHOWN, tree=tree,
                   waiting=waiting, live_run=str(run_id),
-                  open=overview["status"] not in ("completed", "failed", "cancelled", "compensation_failed"))
+                  open=overview["status"] in runlist.OPEN_STATUSES)
 
 
 async def stages(request: web.Request) -> web.Response:
