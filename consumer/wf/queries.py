@@ -54,7 +54,8 @@ RUNS_OVERVIEW = "select * from wf.runs_overview limit $1"
 # ---- the run list: `wf runs` and the dashboard's Runs page (consumer/wf/runlist.py) -----------------
 # Keyset paging over wf.run_inputs (wf.runs' own columns, indexed on (created_at, id), (status, …),
 # (workflow, …), (correlation_id, …)); the 50 rows shown are then read from wf.runs_overview. A null
-# parameter means "any". Sent with plan_cache_mode = force_custom_plan so `$1 is null or …` folds away.
+# parameter means "any": planned for its values (a one-shot CLI statement always is; the dashboard's pool
+# sets plan_cache_mode = force_custom_plan), `$1 is null or …` folds away and the filter's index is used.
 
 # one page of run ids, newest first: status $1, workflow $2, created in [$3, $4), correlation id $5,
 # older than the cursor ($6 created_at, $7 run id); the newest $9 runs so filtered are scanned and
@@ -93,8 +94,6 @@ _COUNT_ONE = """select '{status}'::text as status, (select count(*) from (select
 RUN_COUNTS = "\nunion all\n".join(_COUNT_ONE.format(status=status) for status in (
     "scheduled", "pending", "running", "paused", "compensating", "completed", "failed", "compensation_failed",
     "cancelled"))
-# the runs pages' connections plan every statement for its parameters (see above)
-CUSTOM_PLANS = "set plan_cache_mode = force_custom_plan"
 
 # every workflow with its current version (one row each), or the versions of workflow $1
 WORKFLOWS = """

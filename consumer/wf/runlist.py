@@ -131,7 +131,6 @@ class RunPage:
 
 async def page(conn: asyncpg.Connection, f: RunFilter) -> RunPage:
     """One page of runs, newest first, with their overview rows."""
-    await conn.execute(queries.CUSTOM_PLANS)
     window = SEARCH_WINDOW if f.search else f.limit + 1
     before_at, before_id = f.before if f.before else (None, None)
     hits = await conn.fetch(queries.RUN_PAGE, f.status, f.workflow, f.since, f.until, f.correlation_id,
@@ -154,7 +153,6 @@ async def page(conn: asyncpg.Connection, f: RunFilter) -> RunPage:
 async def counts(conn: asyncpg.Connection, f: RunFilter) -> dict[str, int]:
     """Runs per status under the filter's workflow, time range and correlation id (not its status or
     search), each counted up to COUNT_CAP + 1: more than COUNT_CAP shows as "10,000+"."""
-    await conn.execute(queries.CUSTOM_PLANS)
     rows = await conn.fetch(queries.RUN_COUNTS, f.workflow, f.since, f.until, f.correlation_id, COUNT_CAP + 1)
     return {r["status"]: r["n"] for r in rows}
 
