@@ -124,6 +124,12 @@ class Caller:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
+    def set_secrets(self, token: str | None, signing_secret: str | None) -> None:
+        """Rotate the token and signing secret (SIGHUP, wf.secrets): calls started from now on use the new
+        ones; a call in flight keeps the headers it was sent with."""
+        signer = Webhook(signing_secret) if signing_secret else None
+        self._token, self._signer = token, signer
+
     async def __aenter__(self) -> Caller:
         connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, json_serialize=lambda v: orjson.dumps(v).decode())

@@ -508,23 +508,38 @@ def cancel(dsn: str, run_id: str, reason: str | None) -> None:
               help="Base URL of the edge functions, e.g. https://<ref>.supabase.co/functions/v1")
 def worker(dsn: str, concurrency: int, stage_list: str, claim_ahead: int | None, once: bool, grace: float,
            metrics_port: int | None, poll_interval: float, functions_url: str) -> None:
-    """Run the consumer. Secrets come only from the environment: WF_FUNCTIONS_TOKEN (bearer
-    token) and WF_SIGNING_SECRET (Standard Webhooks signing secret, optional)."""
-    # a stop asked for while the worker still starts up is honoured once it runs
+    """Run the consumer. Secrets come from the environment, never from options: WF_FUNCTIONS_TOKEN
+    (bearer token) and WF_SIGNING_SECRET (Standard Webhooks signing secret, optional), or their
+    names in Supabase Vault instead, WF_FUNCTIONS_TOKEN_SECRET and WF_SIGNING_SECRET_SECRET: read
+    from vault.decrypted_secrets at start and again on SIGHUP (rotation without a restart)."""
+    from wf.secrets import SecretError, SecretSources
+
+    try:
+        sources = SecretSources.from_env(os.environ)
+    except SecretError as exc:
+        raise BadInput(str(exc)) from exc
+    # a stop asked for while the worker still starts up is honoured once it runs; a SIGHUP then is
+    # moot (the Vault secrets are read after the loop's own handler is in place)
     stop_signals: list[int] = []
     for sig in (os_signal.SIGTERM, os_signal.SIGINT):
         os_signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
+    if sources.vault_names:
+        os_signal.signal(os_signal.SIGHUP, lambda _signum, _frame: None)
     from wf.logs import route_library_logs
     from wf.worker import WorkerConfig, run_worker
 
     route_library_logs()
     if not functions_url.startswith(("http://", "https://")):
         raise BadInput(f"--functions-url must be an http(s) URL, got {functions_url}")
+    if not sources.vault_names:
+        try:
+            sources.from_environment()
+        except SecretError as exc:
+            raise BadInput(str(exc)) from exc
     config = WorkerConfig(
         dsn=dsn,
         functions_url=functions_url,
-        token=os.environ.get("WF_FUNCTIONS_TOKEN") or None,
-        signing_secret=os.environ.get("WF_SIGNING_SECRET") or None,
+        secret_sources=sources,
         concurrency=concurrency,
         claim_ahead=claim_ahead,
         stages=tuple(s.strip() for s in stage_list.split(",") if s.strip()),
@@ -534,7 +549,45 @@ def worker(dsn: str, concurrency: int, stage_list: str, claim_ahead: int | None,
         poll_interval=poll_interval,
         stop_requested=lambda: bool(stop_signals),
     )
-    sys.exit(_run(run_worker(config)))
+    try:
+        code = _run(run_worker(config))
+    except SecretError as exc:  # a Vault secret missing or empty at start: refuse to start, naming it
+        raise BadInput(str(exc)) from exc
+    sys.exit(code)
+
+
+@cli.command("import-legacy")
+@dsn_option
+@json_option
+@click.option("--schema", default="public", show_default=True, envvar="WF_LEGACY_SCHEMA", show_envvar=True,
+              help="The schema of the workflow_definitions and workflow_executions tables.")
+def import_legacy(dsn: str, as_json: bool, schema: str) -> None:
+    """Define every workflow_definitions row in wf (the seed format, as it is; wf's active flag follows
+    the row's) and print a SQL script that re-enqueues the workflow_executions still pending or running,
+    keyed by their correlation_id (run it twice: one run each). A row wf refuses is named, the others
+    are imported (exit 2)."""
+    from wf.legacy import LegacyError
+    from wf.legacy import import_legacy as do_import
+
+    async def run() -> Any:
+        conn = await db.connect(dsn)
+        try:
+            return await do_import(conn, schema)
+        finally:
+            await conn.close()
+
+    try:
+        report = _run(run())
+    except LegacyError as exc:
+        raise BadInput(str(exc)) from exc
+    if as_json:
+        click.echo(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo("\n".join(report.script()))
+    for problem in report.problems:
+        click.echo(f"wf: {problem}", err=True)
+    if report.problems:
+        sys.exit(errors.EXIT_BAD_INPUT)
 
 
 @cli.command("gen-types")

@@ -16,6 +16,8 @@ TICK_SCHEDULED = "select wf.tick_scheduled()"
 TICK = "select wf.tick()"
 # a round trip on the LISTEN connection: a dead socket shows itself here
 PING = "select 1"
+# the worker's secrets by name from Supabase Vault (consumer/wf/secrets.py): names $1; read at start and on SIGHUP
+VAULT_SECRETS = "select name, decrypted_secret from vault.decrypted_secrets where name = any ($1::text[])"
 
 # ---- worker: one step -------------------------------------------------------------------------
 
@@ -134,6 +136,36 @@ RESUME_STAGE = "select wf.resume_stage($1) as ok"
 # cancel run $1 with reason $2; its status comes from the view, as for RETRY
 CANCEL = ("select wf.cancel($1, $2) as ok, (select status from wf.runs_overview "
           "where run_id = $1) as status")
+
+# ---- wf import-legacy: the research prompt's tables (consumer/wf/legacy.py) --------------------------
+# {schema} is the tables' schema, quoted by legacy.quote_ident; the tables are exactly as the seed
+# creates them (workflow_definitions, workflow_executions)
+
+# does table $1 (a quoted, qualified name) exist?
+LEGACY_TABLE_EXISTS = "select pg_catalog.to_regclass($1) is not null"
+# every workflow_definitions row, by name
+LEGACY_DEFINITIONS = """
+select d.id::text as id, d.name, d.description, d.steps, d.required_fields, d.max_retries, d.timeout_seconds,
+       d.visibility_timeout, d.version, d.active
+from {schema}.workflow_definitions d order by d.name, d.id"""
+# make wf's active flag follow the row's: workflow $1
+LEGACY_ACTIVATE = "select wf.activate($1)"
+LEGACY_DEACTIVATE = "select wf.deactivate($1)"
+# the executions the orchestrator had not finished, oldest first, each with the statement that re-enqueues
+# it in wf: the idempotency key is its correlation_id (the seed's idempotency key), else one made of its id;
+# format's %L quotes every value as PostgreSQL itself does
+LEGACY_OPEN_EXECUTIONS = """
+select e.id::text as id, e.workflow_name, e.workflow_version, e.status, e.current_step, e.total_steps,
+       e.correlation_id, k.idempotency_key,
+       format('select wf.enqueue(%L, %L::jsonb, idempotency_key => %L, correlation_id => %L);',
+              e.workflow_name, e.input_payload::text, k.idempotency_key, e.correlation_id) as command
+from {schema}.workflow_executions e
+cross join lateral (select coalesce(e.correlation_id, 'legacy-execution:' || e.id::text) as idempotency_key) k
+where e.status in ('pending', 'running')
+order by e.created_at nulls first, e.id"""
+# wf's view of the workflows those executions name: workflow names $1 → active, current version
+LEGACY_WF_WORKFLOWS = """
+select workflow, active, version from wf.workflow_versions where current and workflow = any ($1::text[])"""
 
 # ---- dashboard: what only the web UI reads (consumer/wf/dashboard) ------------------------------
 

@@ -8,6 +8,8 @@ pool serves claims and reports, one more connection LISTENs.
   restart, they never take the loop down.
 - Each iteration is contained: a failed claim round logs, backs off and goes on; a failed step is
   reported as a worker error by wf.step.
+- Secrets (wf.secrets) named in Supabase Vault are read once the pool is up, and again on SIGHUP: the
+  caller takes the new ones for the calls that follow; a failed re-read keeps the old ones.
 - Shutdown is explicit: stop() stops claiming; in-flight steps get `grace` seconds, the rest are
   cancelled; then the side tasks, the answer batcher, /metrics and the pool close, in that order, and
   the tracer (wf.tracing) flushes its last spans.
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from wf import db, queries, tracing
+from wf import db, queries, secrets, tracing
 from wf.calls import Caller
 from wf.leases import Leases
 from wf.logs import log
@@ -56,6 +58,8 @@ class WorkerConfig:
     claim_ahead: int | None = None
     max_response_bytes: int = 1_048_576
     stop_requested: Callable[[], bool] | None = None  # a signal that came before the loop's handlers
+    # where the token and signing secret come from (environment or Vault); None: token and signing_secret above
+    secret_sources: secrets.SecretSources | None = None
 
 
 @dataclass
@@ -83,6 +87,9 @@ class Worker:
         self._pool: asyncpg.Pool | None = None
         self._steps: StepRunner | None = None
         self._finished = 0  # steps done (reported) so far
+        self._caller: Caller | None = None
+        self._reload: asyncio.Task[None] | None = None
+        self._reload_again = False  # a SIGHUP while a re-read runs (or before the caller exists)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -105,8 +112,12 @@ class Worker:
         completes = CompleteBatcher(pool)
         tracer = tracing.setup()
         try:
-            async with Caller(cfg.functions_url, cfg.token, cfg.signing_secret, max_connections=cfg.concurrency,
-                              max_response_bytes=cfg.max_response_bytes) as caller:
+            current = await self._read_secrets(pool)
+            async with Caller(cfg.functions_url, current.token, current.signing_secret,
+                              max_connections=cfg.concurrency, max_response_bytes=cfg.max_response_bytes) as caller:
+                self._caller = caller
+                if self._reload_again:  # a SIGHUP came while the secrets were read at start
+                    self.reload_secrets()
                 reporter = Reporter(pool, completes, self._leases, self._contact)
                 self._steps = StepRunner(pool, caller, reporter, self._leases, self.metrics, tracer)
                 await self._wakeups.refresh(pool)
@@ -126,9 +137,9 @@ class Worker:
                 await self._dispatch()
                 await self._drain()
         finally:
-            for task in self._side:
+            for task in (*self._side, *([self._reload] if self._reload else [])):
                 task.cancel()
-            await asyncio.gather(*self._side, return_exceptions=True)
+            await asyncio.gather(*self._side, *([self._reload] if self._reload else []), return_exceptions=True)
             await completes.close()
             await health.stop()
             await pool.close()
@@ -138,11 +149,63 @@ class Worker:
 
     def _handle_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers: list[tuple[signal.Signals, Callable[[], None]]] = [(signal.SIGTERM, self.stop),
+                                                                    (signal.SIGINT, self.stop)]
+        if self._vault_names():
+            handlers.append((signal.SIGHUP, self.reload_secrets))
+        for sig, handler in handlers:
             try:
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, handler)
             except (NotImplementedError, RuntimeError) as exc:  # not the main thread, or no signals here
                 log("signal_not_handled", level="warning", signal=sig.name, error=f"{type(exc).__name__}: {exc}")
+
+    # ---- secrets ----------------------------------------------------------
+
+    def _vault_names(self) -> list[str]:
+        sources = self.config.secret_sources
+        return sources.vault_names if sources is not None else []
+
+    async def _read_secrets(self, pool: asyncpg.Pool) -> secrets.Secrets:
+        """At start: the secrets to call with (secrets.SecretError when one is missing or empty)."""
+        sources = self.config.secret_sources
+        if sources is None:
+            return secrets.Secrets(self.config.token, self.config.signing_secret)
+        current = await secrets.read(pool, sources)
+        log("secrets_read", **self._secret_origins(sources))
+        return current
+
+    @staticmethod
+    def _secret_origins(sources: secrets.SecretSources) -> dict[str, str]:
+        """Where each secret came from, for the log: names, never values."""
+        def origin(vault: str | None, value: str | None, variable: str) -> str:
+            return f"vault:{vault}" if vault else (f"env:{variable}" if value else "unset")
+
+        return {"token": origin(sources.token_vault, sources.token, secrets.TOKEN_ENV),
+                "signing_secret": origin(sources.signing_vault, sources.signing_secret, secrets.SIGNING_ENV)}
+
+    def reload_secrets(self) -> None:
+        """SIGHUP: read the Vault secrets again; the calls that follow use them. One re-read at a time."""
+        if self._caller is None or (self._reload is not None and not self._reload.done()):
+            self._reload_again = True
+            return
+        self._reload = asyncio.create_task(self._reload_secrets(), name="wf-secrets")
+
+    async def _reload_secrets(self) -> None:
+        assert self._pool is not None and self._caller is not None and self.config.secret_sources is not None
+        self._reload_again = True
+        while self._reload_again:
+            self._reload_again = False
+            try:
+                fresh = await secrets.read(self._pool, self.config.secret_sources)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the old secrets stay; the message names the secret, never a value
+                error = str(exc) if isinstance(exc, secrets.SecretError) else f"{type(exc).__name__}: {exc}"
+                log("secrets_reload_failed", level="warning", error=error.splitlines()[0] if error else "",
+                    note="the secrets read before stay in use")
+                continue
+            self._caller.set_secrets(fresh.token, fresh.signing_secret)
+            log("secrets_reloaded", **self._secret_origins(self.config.secret_sources))
 
     async def _connect_pool(self) -> asyncpg.Pool | None:
         delay = 0.5
