@@ -137,6 +137,7 @@ class Worker:
                 await self._dispatch()
                 await self._drain()
         finally:
+            self._caller = None  # a SIGHUP from here on re-reads nothing
             for task in (*self._side, *([self._reload] if self._reload else [])):
                 task.cancel()
             await asyncio.gather(*self._side, *([self._reload] if self._reload else []), return_exceptions=True)
