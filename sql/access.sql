@@ -40,6 +40,11 @@ create or replace trigger events_notify after insert on wf.events
   referencing new table as new_events
   for each statement execute function wf.notify_changes();
 
+-- settings out of range are refused before they are stored (SQLSTATE 22023, naming the setting):
+-- wf.check_setting holds the ranges. Here for the same reason as events_notify.
+create or replace trigger settings_check before insert or update on wf.settings
+  for each row execute function wf.check_setting();
+
 alter table wf.runs enable row level security;
 alter table wf.steps enable row level security;
 drop policy if exists runs_wf_roles on wf.runs;

@@ -1,7 +1,8 @@
 """scripts/demo --once, as a new user runs it: everything starts, every use case runs, a child run shows in
 wf.run_tree, a run waits for a signal and completes after wf signal, a reminder waits for its not_before,
-the failing run lands in the DLQ and completes after wf retry, a run whose stage is paused waits for it and
-completes after wf stage resume without a failed attempt, a declined booking is undone by its compensations
+the failing run lands in the DLQ, raises an alert (wf.alerts) that the alert workflow posts, and completes
+after wf retry, a run whose stage is paused waits for it and completes after wf stage resume without a
+failed attempt, a declined booking is undone by its compensations
 (release, then refund), a burst of 20 edits to one listing becomes one sync with the last edit (debounce) and
 a second sync of a record waits for the first (a concurrency key), a run with priority 10 overtakes a backlog
 of 30 ordinary runs waiting in a paused stage, the views are shown."""
@@ -51,6 +52,14 @@ def test_demo_shows_a_failed_run_in_the_dlq_then_completes_it_after_wf_retry(dem
     assert "Bubble rejected the API key" in failure
     assert re.search(r"run [0-9a-f-]{36} resumed", failure)
     assert re.search(r"listing-published\s+completed\s+6/6", failure)
+
+
+def test_demo_the_dlq_case_raises_an_alert_that_the_alert_workflow_posts(demo_output):
+    alert = part(demo_output, "an alert", "fix the cause")
+    message = r"stage bubble-sync: 1 step\(s\) dead-lettered in the last hour"
+    # the view's row (key | value | threshold | message), then the alert workflow's post
+    assert re.search(rf"dlq_growth:bubble-sync\s+\|\s+1\s+\|\s+0\s+\|\s+{message}", alert), alert
+    assert re.search(rf"messages\.send_message\s+{message}", alert), alert
 
 
 def test_demo_pauses_the_bubble_sync_stage_and_the_run_completes_after_resume_without_a_failed_attempt(demo_output):
