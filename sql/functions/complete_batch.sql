@@ -25,6 +25,7 @@ declare
   v_failed int := 0;
   v_ords int[];
   v_durations numeric[];
+  v_stages text[];
   v_runs uuid[];
   v_queues text[];
   v_msg_ids bigint[];
@@ -99,11 +100,12 @@ begin
               round(extract(epoch from clock_timestamp() - s.started_at) * 1000) as duration_ms
   )
   select array_agg(done.ord order by done.ord), array_agg(done.duration_ms order by done.ord),
+         array_agg(done.function order by done.ord),
          coalesce(array_agg(distinct done.run_id) filter (where r.status in ('scheduled', 'pending', 'running')), '{}'),
          array_agg(wf.step_queue(st.queue, st.queue_hi, st.queue_lo, r.priority)), array_agg(done.msg_id),
          array_agg(distinct done.run_id::text || '/' || done.map_step) filter (where done.map_step is not null),
          array_agg(distinct done.run_id) filter (where done.compensates is not null)
-  into v_ords, v_durations, v_runs, v_queues, v_msg_ids, v_maps, v_compensating
+  into v_ords, v_durations, v_stages, v_runs, v_queues, v_msg_ids, v_maps, v_compensating
   from done
   join wf.runs r on r.id = done.run_id
   join wf.stages st on st.name = done.function;
@@ -118,11 +120,11 @@ begin
     from wf.advance_runs(v_runs) a group by a.run_id
   ), answered as (
     select run_ids[u.o] as run_id, steps[u.o] as step, attempts[u.o] as attempt, u.o as ord, u.duration_ms,
-           u.o = max(u.o) over (partition by run_ids[u.o]) as last_of_run
-    from unnest(v_ords, v_durations) as u(o, duration_ms)
+           u.stage, u.o = max(u.o) over (partition by run_ids[u.o]) as last_of_run
+    from unnest(v_ords, v_durations, v_stages) as u(o, duration_ms, stage)
   )
-  insert into wf.events (run_id, step, attempt, kind, detail)
-  select an.run_id, an.step, an.attempt, 'succeeded',
+  insert into wf.events (run_id, step, attempt, kind, stage, detail)
+  select an.run_id, an.step, an.attempt, 'succeeded', an.stage,
          jsonb_build_object('duration_ms', an.duration_ms)
            || case when an.last_of_run and q.queued is not null then jsonb_build_object('queued', q.queued)
                    else '{}'::jsonb end

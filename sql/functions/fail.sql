@@ -18,6 +18,7 @@ declare
   v_error text := left(coalesce(error, 'unknown error'), 4000);
   v_delay int;
   v_detail jsonb;
+  v_stage text;
 begin
   select * into v_cur from wf.current_attempt(run_id, step, attempt, 'fail');
   if not found then
@@ -38,9 +39,10 @@ begin
     set status = 'retrying', error = v_error, http_status = fail.http_status, lease_until = null,
         queued_at = clock_timestamp() + make_interval(secs => v_delay), msg_id = v_cur.msg_id,
         child_run_id = null, wake_at = null
-    where s.run_id = fail.run_id and s.name = fail.step;
-    insert into wf.events (run_id, step, attempt, kind, detail)
-    values (run_id, step, attempt, 'retrying', v_detail || jsonb_strip_nulls(jsonb_build_object('delay_seconds', v_delay, 'retry_after_seconds', retry_after_seconds)));
+    where s.run_id = fail.run_id and s.name = fail.step
+    returning s.function into v_stage;
+    insert into wf.events (run_id, step, attempt, kind, stage, detail)
+    values (run_id, step, attempt, 'retrying', v_stage, v_detail || jsonb_strip_nulls(jsonb_build_object('delay_seconds', v_delay, 'retry_after_seconds', retry_after_seconds)));
     return true;
   end if;
 

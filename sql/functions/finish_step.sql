@@ -13,18 +13,19 @@ declare
   v_queued jsonb;
   v_map_step text;
   v_compensates text;
+  v_stage text;
 begin
   perform pgmq.archive(p_queue, p_msg_id);
   update wf.steps s
   set status = p_status, output = p_output, error = p_error, http_status = p_http_status,
       finished_at = clock_timestamp(), lease_until = null
   where s.run_id = p_run_id and s.name = p_step
-  returning s.map_step, s.compensates into v_map_step, v_compensates;
+  returning s.map_step, s.compensates, s.function into v_map_step, v_compensates, v_stage;
   if v_open then
     v_queued := wf.advance(p_run_id);
   end if;
-  insert into wf.events (run_id, step, attempt, kind, detail)
-  values (p_run_id, p_step, p_attempt, p_status,
+  insert into wf.events (run_id, step, attempt, kind, stage, detail)
+  values (p_run_id, p_step, p_attempt, p_status, v_stage,
           case when v_queued <> '{}' then coalesce(p_detail, '{}') || jsonb_build_object('queued', v_queued)
                else p_detail end);
   -- a run that just queued a step is not done

@@ -32,8 +32,8 @@ begin
       error = p_error, http_status = p_http_status
   where s.run_id = p_run_id and s.name = p_step
   returning s.map_step, s.compensates into v_map_step, v_compensates;
-  insert into wf.events (run_id, step, attempt, kind, detail)
-  values (p_run_id, p_step, p_attempt, 'dead', jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
+  insert into wf.events (run_id, step, attempt, kind, stage, detail)
+  values (p_run_id, p_step, p_attempt, 'dead', v_step.function, jsonb_strip_nulls(jsonb_build_object('error', p_error, 'http_status', p_http_status, 'dlq_msg_id', v_dlq_msg_id)));
 
   -- guard: a compensation failed for good — the run stops compensating, as compensation_failed
   if v_compensates is not null then

@@ -1,59 +1,106 @@
 -- wf.stage_health: one row per stage (edge function) — queue depth and age from pgmq through
--- wf.queue_metrics, calls in flight and recent outcomes from wf.events — so a slow or failing
--- function shows where its own queue backs up.
+-- wf.queue_metrics, calls in flight (the queue's messages being worked on whose step runs), the
+-- last 5 minutes' and hour's outcomes, dead steps (the wf_dlq queue) — so a slow or failing
+-- function shows where its own queue backs up. Outcomes come from wf.stage_minutes, which
+-- wf.tick keeps, and for the seconds since its last roll-up from wf.events (each names its
+-- stage): the cost follows the stages and the time since the last tick, not the number of runs.
 create or replace view wf.stage_health as
-with recent as (
-  select s.function, e.kind, e.at, (e.detail ->> 'duration_ms')::numeric as duration_ms
+with mark as (
+  select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
+), recent as (
+  -- the outcomes not rolled up yet
+  select coalesce(e.stage, s.function) as stage, e.at, e.kind = 'succeeded' as ok,
+         wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket
   from wf.events e
-  -- each outcome's step by its key (as a plain join the planner hashed every step)
-  cross join lateral (select s.function from wf.steps s where s.run_id = e.run_id and s.name = e.step limit 1) s
-  where e.at > now() - interval '1 hour'
+  -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
+  left join lateral (select s.function from wf.steps s
+                     where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
+  where e.at > now() - interval '1 hour' and e.at >= (select mark.through from mark)
     and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
-), per_stage as (
-  select
-    recent.function,
-    count(*) filter (where kind = 'succeeded' and at > now() - interval '5 minutes') as succeeded_5m,
-    count(*) filter (where kind <> 'succeeded' and at > now() - interval '5 minutes') as failed_5m,
-    count(*) filter (where kind = 'succeeded') as succeeded_1h,
-    count(*) filter (where kind <> 'succeeded') as failed_1h,
-    percentile_cont(0.5) within group (order by duration_ms) as p50_ms,
-    percentile_cont(0.95) within group (order by duration_ms) as p95_ms,
-    count(*) filter (where at > now() - interval '1 minute') / 60.0 as per_second_1m
+), outcomes as (
+  select recent.stage,
+         count(*) filter (where recent.ok and recent.at > now() - interval '5 minutes') as succeeded_5m,
+         count(*) filter (where not recent.ok and recent.at > now() - interval '5 minutes') as failed_5m,
+         count(*) filter (where recent.ok) as succeeded_1h,
+         count(*) filter (where not recent.ok) as failed_1h,
+         count(*) filter (where recent.at > now() - interval '1 minute') as answered_1m
   from recent
-  group by recent.function
-), open_steps as (
-  select s.function,
-         count(*) filter (where s.status = 'running') as in_flight,
-         count(*) filter (where s.status = 'dead') as dead_letters
-  from wf.steps s
-  where s.status in ('running', 'dead')
-  group by s.function
+  group by recent.stage
+  union all
+  select sm.stage,
+         sum(sm.succeeded) filter (where sm.minute >= now() - interval '5 minutes'),
+         sum(sm.failed) filter (where sm.minute >= now() - interval '5 minutes'),
+         sum(sm.succeeded),
+         sum(sm.failed),
+         -- the share of a rolled-up minute that falls in the last 60 seconds (spread evenly)
+         sum((sm.succeeded + sm.failed)
+             * greatest(0, extract(epoch from least(sm.minute + interval '1 minute', (select mark.through from mark))
+                                              - greatest(sm.minute, now() - interval '1 minute')))
+             / greatest(1, extract(epoch from least(sm.minute + interval '1 minute', (select mark.through from mark))
+                                              - sm.minute)))
+           filter (where sm.minute > now() - interval '2 minutes')
+  from wf.stage_minutes sm
+  where sm.minute >= date_trunc('minute', now() - interval '1 hour') and sm.minute < (select mark.through from mark)
+  group by sm.stage
+), durations as (
+  -- the hour's histogram per stage: the rolled-up minutes' and the recent calls' buckets
+  select d.stage, jsonb_object_agg(d.bucket, d.calls) as histogram
+  from (
+    select b.stage, b.bucket, sum(b.calls) as calls
+    from (
+      select recent.stage, recent.bucket::text as bucket, count(*) as calls
+      from recent where recent.bucket is not null group by 1, 2
+      union all
+      select sm.stage, h.key, sum(h.value::bigint)
+      from wf.stage_minutes sm
+      cross join lateral jsonb_each_text(sm.durations) h
+      where sm.minute >= date_trunc('minute', now() - interval '1 hour') and sm.minute < (select mark.through from mark)
+      group by 1, 2
+    ) b
+    group by b.stage, b.bucket
+  ) d
+  group by d.stage
+), per_stage as (
+  select o.stage, sum(o.succeeded_5m)::bigint as succeeded_5m, sum(o.failed_5m)::bigint as failed_5m,
+         sum(o.succeeded_1h)::bigint as succeeded_1h, sum(o.failed_1h)::bigint as failed_1h,
+         sum(o.answered_1m) as answered_1m
+  from outcomes o
+  group by o.stage
+), in_flight as (
+  -- a call in flight: its message was read, is not due again, and its step runs
+  select m.stage, count(*) as calls
+  from wf.queue_messages(now(), true) m
+  where m.vt > now()
+    and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
+  group by m.stage
 )
 select
   st.name as stage,
   st.queue,
   m.queue_length as depth,
   make_interval(secs => coalesce(m.oldest_msg_age_sec, 0)) as oldest_age,
-  coalesce(o.in_flight, 0) as in_flight,
+  coalesce(f.calls, 0) as in_flight,
   st.max_concurrency,
   coalesce(p.succeeded_5m, 0) as succeeded_5m,
   coalesce(p.failed_5m, 0) as failed_5m,
   coalesce(p.succeeded_1h, 0) as succeeded_1h,
   coalesce(p.failed_1h, 0) as failed_1h,
-  round(p.p50_ms) as p50_ms,
-  round(p.p95_ms) as p95_ms,
-  coalesce(o.dead_letters, 0) as dead_letters,
+  round(wf.duration_percentile(d.histogram, 0.5))::float8 as p50_ms,
+  round(wf.duration_percentile(d.histogram, 0.95))::float8 as p95_ms,
+  coalesce(dl.dead, 0) as dead_letters,
   st.paused,
   st.rate_per_second,
   st.burst,
-  round(coalesce(p.per_second_1m, 0), 2) as current_rate
+  round(coalesce(p.answered_1m, 0) / 60.0, 2) as current_rate
 from wf.stages st
 cross join lateral wf.queue_metrics(st.queue) m
-left join per_stage p on p.function = st.name
-left join open_steps o on o.function = st.name
+left join per_stage p on p.stage = st.name
+left join durations d on d.stage = st.name
+left join in_flight f on f.stage = st.name
+left join wf.dead_letter_counts() dl on dl.function = st.name
 order by st.name;
 comment on view wf.stage_health is
-  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms), dead steps, whether it is paused (wf.pause_stage), its limits across workers (max_concurrency, rate_per_second, burst: wf.configure_stage) and the calls answered per second over the last minute (current_rate).';
+  'One row per stage (edge function): queue depth and oldest message age, calls in flight, successes and failed attempts in the last 5 minutes and hour, call duration p50/p95 (ms, within 2.5%: a histogram of 5% buckets), dead steps (in the wf_dlq queue), whether it is paused (wf.pause_stage), its limits across workers (max_concurrency, rate_per_second, burst: wf.configure_stage) and the calls answered per second over the last minute (current_rate). What wf.tick rolled up (wf.stage_minutes) counts by minute: the 5-minute and hour windows start at a minute, and current_rate spreads a rolled-up minute evenly.';
 
 revoke all on wf.stage_health from public;
 grant select on wf.stage_health to wf_reader, wf_admin;

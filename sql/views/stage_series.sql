@@ -1,22 +1,45 @@
 -- wf.stage_series: per stage and minute of the last hour (the current minute and the 59
 -- before it), what the web dashboard charts: the queue depth and calls in flight that wf.tick
 -- sampled (wf.stage_samples: the minute's latest sample) and the attempts that ended, as
--- wf.stage_health counts them (succeeded; retrying, failed or dead), with their duration's
--- p95. A row per stage and minute that has a sample or an outcome. The events are found by
--- time (BRIN events_at), then each one's step by primary key for the function.
+-- wf.stage_health counts them (succeeded; retrying, failed or dead), with their duration's p95
+-- (within 2.5%). A row per stage and minute that has a sample or an outcome. The outcomes come
+-- from wf.stage_minutes (wf.tick's roll-up) and, for the seconds not rolled up yet, from
+-- wf.events (found by time, BRIN events_at; each names its stage).
 create or replace view wf.stage_series as
-with outcomes as (
-  select s.function as stage, date_trunc('minute', e.at) as minute,
-         count(*) filter (where e.kind = 'succeeded') as succeeded,
-         count(*) filter (where e.kind <> 'succeeded') as failed,
-         percentile_cont(0.95) within group (order by (e.detail ->> 'duration_ms')::numeric) as p95_ms
-  from wf.events e
-  -- the step's function: a primary key look-up per outcome (the limit keeps it that, so the
-  -- cost follows the hour's outcomes, never the size of wf.steps or of the history)
-  cross join lateral (select s.function from wf.steps s where s.run_id = e.run_id and s.name = e.step limit 1) s
-  where e.at >= date_trunc('minute', now()) - interval '59 minutes'
-    and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
-  group by 1, 2
+with mark as (
+  select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
+), minutes as (
+  select sm.stage, sm.minute, sm.succeeded::bigint as succeeded, sm.failed::bigint as failed, sm.durations
+  from wf.stage_minutes sm
+  where sm.minute >= date_trunc('minute', now()) - interval '59 minutes' and sm.minute < (select mark.through from mark)
+  union all
+  select r.stage, r.minute, sum(r.succeeded)::bigint, sum(r.failed)::bigint,
+         coalesce(jsonb_object_agg(r.bucket, r.calls) filter (where r.bucket is not null), '{}')
+  from (
+    select coalesce(e.stage, s.function) as stage, date_trunc('minute', e.at) as minute,
+           wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket,
+           count(*) filter (where e.kind = 'succeeded') as succeeded,
+           count(*) filter (where e.kind <> 'succeeded') as failed,
+           count(*) as calls
+    from wf.events e
+    -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
+    left join lateral (select s.function from wf.steps s
+                       where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
+    where e.at >= date_trunc('minute', now()) - interval '59 minutes' and e.at >= (select mark.through from mark)
+      and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+    group by 1, 2, 3
+  ) r
+  group by r.stage, r.minute
+), outcomes as (
+  select m.stage, m.minute, sum(m.succeeded)::bigint as succeeded, sum(m.failed)::bigint as failed,
+         wf.duration_percentile(
+           (select jsonb_object_agg(b.key, b.n)
+            from (select h.key, sum(h.value::bigint) as n
+                  from unnest(array_agg(m.durations)) as x(durations)
+                  cross join lateral jsonb_each_text(x.durations) h
+                  group by h.key) b), 0.95) as p95_ms
+  from minutes m
+  group by m.stage, m.minute
 ), samples as (
   select distinct on (ss.stage, date_trunc('minute', ss.at))
          ss.stage, date_trunc('minute', ss.at) as minute, ss.depth, ss.in_flight
@@ -31,12 +54,12 @@ select
   sm.in_flight,
   coalesce(o.succeeded, 0) as succeeded,
   coalesce(o.failed, 0) as failed,
-  round(o.p95_ms) as p95_ms
+  round(o.p95_ms)::float8 as p95_ms
 from samples sm
 full join outcomes o on o.stage = sm.stage and o.minute = sm.minute
 order by 1, 2;
 comment on view wf.stage_series is
-  'Per stage and minute of the last hour (a row where there is data): queue depth and calls in flight from wf.tick''s latest sample in the minute (null without one), attempts that succeeded and that failed (retrying, failed, dead) in the minute and their duration p95 (ms). Ordered by stage, minute.';
+  'Per stage and minute of the last hour (a row where there is data): queue depth and calls in flight from wf.tick''s latest sample in the minute (null without one), attempts that succeeded and that failed (retrying, failed, dead) in the minute and their duration p95 (ms, within 2.5%). Ordered by stage, minute.';
 
 revoke all on wf.stage_series from public;
 grant select on wf.stage_series to wf_reader, wf_admin;

@@ -1,5 +1,8 @@
 -- wf.stuck: steps that should have moved and did not — queued longer than stuck_after_seconds
 -- (wf.settings), or running a minute past their lease. wf.tick marks them once in events.
+-- Such a step still has its message in its stage's queue (wf.queue_messages, which holds only
+-- the work not done), so the view reads the old messages and each one's step by its key: its
+-- cost follows the backlog, not the number of steps ever run.
 create or replace view wf.stuck as
 select
   s.run_id,
@@ -14,8 +17,15 @@ select
   end as reason,
   coalesce(s.lease_until, s.queued_at) as since,
   now() - coalesce(s.lease_until, s.queued_at) as age
-from wf.steps s
-join wf.runs r on r.id = s.run_id
+from wf.queue_messages(
+       now() - least(make_interval(secs => (wf.setting('stuck_after_seconds'))::int), interval '1 minute')) m
+cross join lateral (
+  select s.run_id, s.name, s.function, s.status, s.attempt, s.lease_until, s.queued_at
+  from wf.steps s
+  where s.run_id = m.run_id and s.name = m.step and s.msg_id = m.msg_id
+  limit 1
+) s
+cross join lateral (select r.workflow from wf.runs r where r.id = s.run_id limit 1) r
 where (s.status in ('queued', 'retrying')
        and s.queued_at < now() - make_interval(secs => (wf.setting('stuck_after_seconds'))::int))
    or (s.status = 'running' and s.lease_until < now() - interval '1 minute')

@@ -139,9 +139,10 @@ def test_stage_series_shows_a_minutes_outcomes_p95_and_the_ticks_sample(conn):
                  "where kind in ('succeeded', 'retrying')", (minute, first))
     conn.execute("update wf.stage_samples set at = %s + interval '20 seconds'", (minute,))
     rows = conn.execute("select * from wf.stage_series where stage = 'echo'").fetchall()
+    # p95 of 100 and 200 ms: 200, read from a histogram of 5% buckets (within 2.5%)
+    assert abs(rows[0].pop("p95_ms") - 200) <= 5
     # depth: the third run's message and the retry's (not yet visible); in flight: nothing running
-    assert rows == [{"stage": "echo", "minute": minute, "depth": 2, "in_flight": 0, "succeeded": 1, "failed": 1,
-                     "p95_ms": 195}]
+    assert rows == [{"stage": "echo", "minute": minute, "depth": 2, "in_flight": 0, "succeeded": 1, "failed": 1}]
 
 
 def test_stage_series_takes_a_minutes_latest_sample_and_only_the_last_hour(conn):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from wfsql import (
+    age_messages,
     chain,
     claim,
     complete,
@@ -68,7 +69,8 @@ def test_tick_deletes_finished_runs_past_retention_with_their_history(conn):
     for task in claim(conn, "echo", 3):
         if str(task["run_id"]) != still_open:
             complete(conn, task)
-    conn.execute("update wf.runs set finished_at = now() - interval '31 days' where id = %s", (old,))
+    conn.execute("update wf.runs set created_at = now() - interval '31 days 1 minute', "
+                 "finished_at = now() - interval '31 days' where id = %s", (old,))
     conn.execute("update wf.runs set created_at = now() - interval '90 days' where id = %s", (still_open,))
 
     assert conn.execute("select wf.tick() as r").fetchone()["r"]["deleted_runs"] == 1
@@ -83,5 +85,6 @@ def test_tick_marks_stuck_steps_once(conn):
     define(conn, chain(n=1))
     run_id = enqueue(conn, "chain")
     conn.execute("update wf.steps set queued_at = now() - interval '16 minutes' where run_id = %s", (run_id,))
+    age_messages(conn, run_id, "16 minutes")
     assert conn.execute("select wf.tick() as r").fetchone()["r"]["stuck"] == 1
     assert conn.execute("select wf.tick() as r").fetchone()["r"]["stuck"] == 0

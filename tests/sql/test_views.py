@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from psycopg import errors
-from wfsql import chain, claim, complete, define, diamond, enqueue, fail, make_visible
+from wfsql import age_messages, chain, claim, complete, define, diamond, enqueue, fail, make_visible
 
 # README "Views": the columns each view documents (runs_overview and step_timeline exactly; the
 # others at least these)
@@ -23,6 +23,7 @@ DOCUMENTED = {
                        "p95_duration"],
     "run_history": ["run_id", "seq", "at", "step", "attempt", "kind", "detail"],
     "workflow_versions": ["workflow", "version", "current", "active", "created_at", "steps", "definition"],
+    "alerts": ["key", "kind", "subject", "value", "threshold", "since", "message", "detail"],
 }
 EXACT = {"runs_overview", "step_timeline"}
 # views for apps rather than the psql dashboard: tested in tests/supabase/test_rls.py
@@ -57,8 +58,9 @@ def test_view_is_readable_by_wf_reader(conn, view):
     enqueue(conn, "chain")
     [task] = claim(conn, "echo")
     fail(conn, task)
-    enqueue(conn, "chain")
+    queued = enqueue(conn, "chain")
     conn.execute("update wf.steps set queued_at = now() - interval '1 hour' where status = 'queued'")
+    age_messages(conn, queued, "1 hour")
     with conn.transaction():
         conn.execute("set local role wf_reader")
         assert conn.execute(f"select * from wf.{view}").fetchall()
@@ -139,6 +141,7 @@ def test_stuck_lists_a_step_queued_longer_than_the_setting(conn):
     old = enqueue(conn, "chain")
     fresh = enqueue(conn, "chain")
     conn.execute("update wf.steps set queued_at = now() - interval '16 minutes' where run_id = %s", (old,))
+    age_messages(conn, old, "16 minutes")
     rows = conn.execute("select run_id::text, step, status from wf.stuck").fetchall()
     assert rows == [{"run_id": old, "step": "s1", "status": "queued"}]
     assert fresh not in [r["run_id"] for r in rows]
@@ -148,6 +151,7 @@ def test_stuck_follows_the_stuck_after_seconds_setting(conn):
     define(conn, chain(n=1))
     run_id = enqueue(conn, "chain")
     conn.execute("update wf.steps set queued_at = now() - interval '2 minutes' where run_id = %s", (run_id,))
+    age_messages(conn, run_id, "2 minutes")
     assert conn.execute("select count(*) as n from wf.stuck").fetchone()["n"] == 0
     conn.execute("update wf.settings set value = '60' where key = 'stuck_after_seconds'")
     assert conn.execute("select count(*) as n from wf.stuck").fetchone()["n"] == 1
@@ -158,6 +162,7 @@ def test_stuck_lists_a_step_running_past_its_lease(conn):
     run_id = enqueue(conn, "chain")
     claim(conn, "echo")
     conn.execute("update wf.steps set lease_until = now() - interval '5 minutes' where run_id = %s", (run_id,))
+    age_messages(conn, run_id, "6 minutes")
     [row] = conn.execute("select run_id::text, status, reason from wf.stuck").fetchall()
     assert (row["run_id"], row["status"]) == (run_id, "running")
     assert "lease" in row["reason"]

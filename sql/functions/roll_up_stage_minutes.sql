@@ -1,0 +1,63 @@
+-- wf.roll_up_stage_minutes: wf.tick's roll-up of the attempts' outcomes (wf.events of kind
+-- succeeded, retrying, failed, dead) into wf.stage_minutes, per stage and minute, from where
+-- the last one stopped (wf.rollup_marks) up to ten seconds ago (an answer's event is written
+-- at most that long before its transaction commits; the current minute's row grows with each
+-- tick), at most ten minutes per call so that a tick stays short after a pause. One roll-up at
+-- a time: the mark's row lock. Returns the minutes rolled up (rounded).
+create or replace function wf.roll_up_stage_minutes()
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_from timestamptz;
+  v_to timestamptz;
+begin
+  select m.through into v_from from wf.rollup_marks m where m.name = 'stage_minutes' for update;
+  if v_from is null then
+    -- guard: the mark's row is gone (a restore of part of the schema): start with the last hour
+    v_from := date_trunc('minute', clock_timestamp()) - interval '1 hour';
+    insert into wf.rollup_marks (name, through) values ('stage_minutes', v_from)
+    on conflict (name) do nothing;
+  end if;
+  -- guard: a mark far behind (no tick for a day) starts again at the views' hour
+  v_from := greatest(v_from, date_trunc('minute', clock_timestamp()) - interval '1 hour');
+  v_to := least(clock_timestamp() - interval '10 seconds', v_from + interval '10 minutes');
+  if v_to <= v_from then
+    return 0;
+  end if;
+
+  insert into wf.stage_minutes (stage, minute, succeeded, failed, durations)
+  select o.stage, o.minute, sum(o.succeeded)::int, sum(o.failed)::int,
+         coalesce(jsonb_object_agg(o.bucket, o.calls) filter (where o.bucket is not null), '{}')
+  from (
+    select coalesce(e.stage, s.function) as stage, date_trunc('minute', e.at) as minute,
+           wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket,
+           count(*) filter (where e.kind = 'succeeded') as succeeded,
+           count(*) filter (where e.kind <> 'succeeded') as failed,
+           count(*) as calls
+    from wf.events e
+    -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
+    left join lateral (select s.function from wf.steps s
+                       where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
+    where e.at >= v_from and e.at < v_to
+      and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+    group by 1, 2, 3
+  ) o
+  group by o.stage, o.minute
+  on conflict (minute, stage) do update
+  set succeeded = wf.stage_minutes.succeeded + excluded.succeeded,
+      failed = wf.stage_minutes.failed + excluded.failed,
+      durations = (select coalesce(jsonb_object_agg(b.key, b.n), '{}')
+                   from (select x.key, sum(x.value::bigint) as n
+                         from (select * from jsonb_each_text(wf.stage_minutes.durations)
+                               union all select * from jsonb_each_text(excluded.durations)) x
+                         group by x.key) b);
+
+  update wf.rollup_marks m set through = v_to where m.name = 'stage_minutes';
+  delete from wf.stage_minutes sm where sm.minute < v_to - interval '1 day';
+  return round(extract(epoch from v_to - v_from) / 60)::int;
+end;
+$$;
+
+revoke all on function wf.roll_up_stage_minutes() from public;
