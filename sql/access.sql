@@ -61,3 +61,14 @@ begin
   end if;
 end
 $$;
+
+-- backends that read wf through PostgREST with the service key: `select wf.grant_service_access()`
+-- once; after that every install grants service_role what it made again (views re-created …).
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role')
+     and pg_catalog.has_schema_privilege('service_role', 'wf', 'usage') then
+    perform wf.grant_service_access();
+  end if;
+end
+$$;

@@ -1,6 +1,7 @@
 """Install or upgrade wf in a database, in one transaction:
 
-1. pgmq (the extension where the server has it, else the SQL bundled in the `pgmq` package);
+1. pgmq (the extension where the server has it, else the SQL bundled in the `pgmq` package),
+   and a refusal, before anything else, when this role may not create queues in schema pgmq;
 2. the pending migrations (sql/migrations/, forward-only: an edited one is refused);
 3. the routines whose file changed since the last install, or that are missing: functions
    first (bodies checked once everything exists), then views in dependency order, replaced
@@ -8,7 +9,8 @@
    incompatibly is dropped and re-created, together with the wf views reading it, but never
    cascading onto a user's object (the install stops and names it);
 4. sql/access.sql (schema grants, policies), after sql/roles.sql made wf's roles first;
-5. the pg_cron tick job, where pg_cron runs in this database.
+5. the queues of wf's stages that are missing (a restore from a dump leaves pgmq's tables out);
+6. the pg_cron tick job, where pg_cron runs in this database.
 
 Anything that fails rolls the whole install back, with the file's name in the message. A
 second run changes nothing. `dry_run` runs the same install and rolls it back, so what it
@@ -56,12 +58,13 @@ class InstallReport:
     rebuilt: list[str] = field(default_factory=list)  # views dropped and created again
     stale: list[str] = field(default_factory=list)  # routines in schema wf that no file defines
     overloaded: list[str] = field(default_factory=list)  # "sig, sig": a file's function, twice
+    queues: list[str] = field(default_factory=list)  # missing queues created again (wf.ensure_queues)
     cron: str = "absent"
     dry_run: bool = False
 
     @property
     def changed(self) -> bool:
-        return (self.pgmq != "present" or bool(self.applied or self.adopted or self.routines)
+        return (self.pgmq != "present" or bool(self.applied or self.adopted or self.routines or self.queues)
                 or self.cron == "scheduled")
 
     def lines(self) -> list[str]:
@@ -73,6 +76,7 @@ class InstallReport:
         out += [f"{would}apply migration {name}" for name in self.applied]
         out += [f"{would}record migration {name} (its content is already here)" for name in self.adopted]
         out += [f"{would}{'re-create' if path in self.rebuilt else 'apply'} {path}" for path in self.routines]
+        out += [f"{would}re-create the missing queue {name}" for name in self.queues]
         if self.cron == "scheduled":
             out.append(f"{would}schedule the pg_cron job {TICK_JOB}")
         out += [f"warning: {name} is in schema wf but no file in sql/ defines it: drop it in a migration "
@@ -263,10 +267,12 @@ async def install(dsn: str, *, cron: bool = True, dry_run: bool = False, sql: Pa
         try:
             async with conn.transaction():
                 report.pgmq = await _install_pgmq(conn)
+                await conn.execute(queries.INSTALL_PGMQ_CHECK)
                 await _execute_text(conn, "roles.sql", catalog.roles)
                 await _apply_migrations(conn, catalog, report)
                 await _apply_routines(conn, catalog, report)
                 await _execute_text(conn, "access.sql", catalog.access)
+                report.queues = list(await conn.fetchval(queries.INSTALL_ENSURE_QUEUES))
                 if cron:
                     report.cron = await _schedule_tick(conn)
                 if dry_run:

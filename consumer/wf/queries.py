@@ -225,6 +225,30 @@ select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n
 """
 INSTALL_PGMQ_AVAILABLE = "select exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgmq')"
 INSTALL_CREATE_PGMQ = "create extension if not exists pgmq"
+# wf's queues are created by the role that installs wf (and later by wf.define, which runs as
+# it): refuse before anything else when that role may not create in schema pgmq, which is what
+# happens on Supabase when the extension was created by a superuser (`supabase db push` then
+# failed at the baseline's pgmq.create('wf_dlq') with "permission denied for schema pgmq").
+# The generated Supabase preflight migration holds this block too: a change to it needs a new
+# preflight there (wf.supabase_migrations), landed files never change.
+INSTALL_PGMQ_CHECK = """
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_namespace n where n.nspname = 'pgmq')
+     and not (pg_catalog.has_schema_privilege('pgmq', 'usage')
+              and pg_catalog.has_schema_privilege('pgmq', 'create')) then
+    -- the fix in the message itself: `supabase db push` shows no hint
+    raise exception 'wf cannot create its queues: role % may not create in schema pgmq (owned by %); on Supabase, '
+                    'enable pgmq in the Supabase Dashboard (Database → Extensions) first and push or install again; '
+                    'elsewhere grant usage, create on schema pgmq to %, or install as the owner of schema pgmq',
+      current_user, (select n.nspowner::regrole from pg_catalog.pg_namespace n where n.nspname = 'pgmq'), current_user
+      using errcode = '42501';
+  end if;
+end
+$$;
+"""
+# queues missing after a restore (pg_dump leaves pgmq 1.4.4's queue tables out) are created again
+INSTALL_ENSURE_QUEUES = "select wf.ensure_queues()"
 INSTALL_HAS_RUNS = "select pg_catalog.to_regclass('wf.runs') is not null"
 # what `supabase db push` recorded (wf 0.1.0 was pushed without wf's own ledger)
 INSTALL_HAS_SUPABASE_LEDGER = "select pg_catalog.to_regclass('supabase_migrations.schema_migrations') is not null"
@@ -293,6 +317,32 @@ select exists (select 1 from pg_catalog.pg_available_extensions where name = 'pg
 INSTALL_CREATE_PG_CRON = "create extension if not exists pg_cron"
 INSTALL_TICK_JOB = "select schedule, command from cron.job where jobname = $1"
 INSTALL_SCHEDULE_TICK = "select cron.schedule($1, $2, $3)"
+# the generated Supabase migrations: before the first one, the pgmq preflight (pgmq enabled where
+# the server has it, as the baseline would, then INSTALL_PGMQ_CHECK); after the routines, the
+# tick job where pg_cron is enabled, as `wf install` schedules it ({job}, {schedule}, {command}:
+# SQL literals). The nested `if` keeps cron.job unread where pg_cron is absent.
+SUPABASE_PREFLIGHT_PGMQ = """
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_namespace n where n.nspname = 'pgmq')
+     and exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgmq') then
+    create extension if not exists pgmq;
+  end if;
+end
+$$;
+"""
+SUPABASE_SCHEDULE_TICK = """
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then
+    if not exists (select 1 from cron.job j
+                   where j.jobname = {job} and j.schedule = {schedule} and j.command = {command}) then
+      perform cron.schedule({job}, {schedule}, {command});
+    end if;
+  end if;
+end
+$$;
+"""
 INSTALL_QUIET = "set client_min_messages = warning"
 # one installer at a time per database (session-level advisory lock)
 INSTALL_LOCK = "select pg_advisory_lock($1)"

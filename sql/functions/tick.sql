@@ -23,9 +23,13 @@ declare
   v_sampled int := 0;
   v_sampled_at timestamptz;
   v_alerts jsonb;
+  v_queues text[];
   v_step record;
   v_stuck_after interval := make_interval(secs => (wf.setting('stuck_after_seconds'))::int);
 begin
+  -- queues missing after a restore (pgmq's tables are left out of dumps) come back first
+  v_queues := wf.ensure_queues();
+
   with due as (
     update wf.runs r set status = 'pending'
     where r.status = 'scheduled' and r.run_at <= clock_timestamp()
@@ -119,7 +123,7 @@ begin
   v_alerts := wf.raise_alerts();
   return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck,
                             'timed_out', v_timed_out, 'sampled', v_sampled, 'rolled_up_minutes', v_rolled,
-                            'alerts', v_alerts) || v_retention;
+                            'alerts', v_alerts, 'recreated_queues', to_jsonb(v_queues)) || v_retention;
 end;
 $$;
 

@@ -61,9 +61,20 @@ def edit(root: Path, rel: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def offered_pgmq(dsn: str) -> str:
+    """How an install on this server provides pgmq: the extension where the server offers it
+    (Supabase, a server with pgmq installed), else the SQL bundled in the `pgmq` package."""
+    with connect(dsn) as c:
+        offered = c.execute("select count(*) as n from pg_available_extensions where name = 'pgmq'").fetchone()["n"]
+    return "extension" if offered else "bundled"
+
+
 def test_install_on_an_empty_database_installs_pgmq_migrations_and_every_routine(empty_db):
     report = install_sync(empty_db)
-    assert report.pgmq == "bundled"  # this server offers no pgmq extension
+    assert report.pgmq == offered_pgmq(empty_db)
+    with connect(empty_db) as c:  # as an extension, pgmq is one; bundled, it is not
+        is_extension = c.execute("select count(*) as n from pg_extension where extname = 'pgmq'").fetchone()["n"]
+        assert bool(is_extension) == (report.pgmq == "extension")
     assert (report.applied, report.routines, report.stale) == (MIGRATIONS, ROUTINES, [])
     assert report.changed
     with connect(empty_db) as c:
@@ -93,8 +104,9 @@ def test_second_install_applies_nothing_and_changes_nothing(empty_db):
 
 def test_dry_run_on_an_empty_database_says_what_it_would_do_and_does_nothing(empty_db):
     report = install_sync(empty_db, dry_run=True)
-    assert (report.pgmq, report.applied, report.routines) == ("bundled", MIGRATIONS, ROUTINES)
-    assert report.lines()[:2] == ["would install pgmq (bundled)", f"would apply migration {MIGRATIONS[0]}"]
+    pgmq = offered_pgmq(empty_db)
+    assert (report.pgmq, report.applied, report.routines) == (pgmq, MIGRATIONS, ROUTINES)
+    assert report.lines()[:2] == [f"would install pgmq ({pgmq})", f"would apply migration {MIGRATIONS[0]}"]
     with connect(empty_db) as c:
         assert c.execute("select count(*) as n from pg_namespace where nspname in ('wf', 'pgmq')").fetchone()["n"] == 0
 
