@@ -231,8 +231,6 @@ def test_the_pod_runs_as_the_images_user_by_number_and_never_as_root():
     assert pod["runAsUser"] != 0
 
 
-@pytest.mark.xfail(not re.fullmatch(r"\d+:\d+", _dockerfile_user()), strict=True,
-                   reason="issue 15, deliverable 2: the Dockerfile's USER wf becomes USER 10001:10001")
 def test_the_images_user_is_numeric_so_kubernetes_can_check_run_as_non_root():
     assert re.fullmatch(r"\d+:\d+", _dockerfile_user())
 
