@@ -127,13 +127,14 @@ def make_visible(conn: psycopg.Connection, stage: str, msg_id: int | None = None
 
 
 def age_messages(conn: psycopg.Connection, run_id: str, age: str) -> None:
-    """Simulate time: the run's messages in every stage queue were enqueued `age` (an interval,
-    '16 minutes') earlier, as they would be for a step queued or claimed that long ago."""
+    """Simulate time: the run's messages in every stage queue were enqueued and due `age` (an
+    interval, '16 minutes') earlier, as they would be for a step queued or claimed that long ago."""
     bands = conn.execute("select b.queue from wf.stages st, "
                          "unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)")
     for row in bands.fetchall():
-        conn.execute(f"""update pgmq."q_{row['queue']}" set enqueued_at = enqueued_at - %s::interval
-                         where message ->> 'run_id' = %s""", (age, run_id))
+        conn.execute(f"""update pgmq."q_{row['queue']}" set enqueued_at = enqueued_at - %(age)s::interval,
+                             vt = vt - %(age)s::interval
+                         where message ->> 'run_id' = %(run)s""", {"age": age, "run": run_id})
 
 
 def messages(conn: psycopg.Connection, stage: str) -> list[dict[str, Any]]:

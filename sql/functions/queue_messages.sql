@@ -1,10 +1,12 @@
--- wf.queue_messages: the messages waiting in the queues of wf's stages (every priority band),
--- enqueued before p_enqueued_before, or with p_read_only only those read at least once (calls in
--- flight, lost ones, retries waiting out their backoff), with the run and step each one is for.
+-- wf.queue_messages: the messages waiting in the queues of wf's stages (every priority band)
+-- that were due (visible) before p_due_before — a step's message is due when the step is
+-- (queued_at) and, once claimed, when its lease ends (lease_until) — or with p_read_only only
+-- those read at least once (calls in flight, lost ones, retries waiting out their backoff),
+-- with the run and step each one is for.
 -- The queues hold only the work not done yet, so wf.stuck, wf.stage_health and wf.tick find the
 -- steps they look for here and then each one by its key, never by reading every step.
 -- Security definer: readers have no access to schema pgmq.
-create or replace function wf.queue_messages(p_enqueued_before timestamptz, p_read_only boolean default false)
+create or replace function wf.queue_messages(p_due_before timestamptz, p_read_only boolean default false)
 returns table (stage text, queue text, msg_id bigint, read_ct int, enqueued_at timestamptz, vt timestamptz,
                run_id uuid, step text)
 language plpgsql
@@ -34,8 +36,8 @@ begin
                    then (m.message ->> ''run_id'')::uuid end,
               m.message ->> ''step''
        from pgmq.%I m
-       where m.enqueued_at < $3 and (not $4 or m.read_ct > 0)', 'q_' || v_band.queue)
-      using v_band.name, v_band.queue, p_enqueued_before, p_read_only;
+       where m.vt < $3 and (not $4 or m.read_ct > 0)', 'q_' || v_band.queue)
+      using v_band.name, v_band.queue, p_due_before, p_read_only;
   end loop;
 end;
 $$;

@@ -12,6 +12,8 @@ returns jsonb
 language plpgsql
 security definer
 set search_path = ''
+-- maintenance over big tables with small answers: compiling its statements costs more than it saves
+set jit = off
 as $$
 declare
   v_promoted int := 0;
@@ -42,7 +44,7 @@ begin
   for v_step in
     select s.run_id, s.name, s.attempt, d.max_attempts
     -- a step whose call was claimed (its message read) whatever became of the lease
-    from wf.queue_messages(clock_timestamp(), true) m
+    from wf.queue_messages('infinity', true) m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step and s.msg_id = m.msg_id
     join wf.runs r on r.id = s.run_id
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
@@ -76,7 +78,7 @@ begin
   end loop;
 
   with candidates as (
-    -- a stuck step's message has been in its queue for longer than it should have been
+    -- a stuck step's message has been due for as long
     select m.run_id, m.step, m.msg_id
     from wf.queue_messages(clock_timestamp() - v_stuck_after) m
   ), marked as (
@@ -103,7 +105,7 @@ begin
     with running as (
       -- as wf.stage_health counts them: read, not due again, and the step runs
       select m.stage as function, count(*)::int as n
-      from wf.queue_messages(v_sampled_at, true) m
+      from wf.queue_messages('infinity', true) m
       where m.vt > v_sampled_at
         and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
       group by m.stage

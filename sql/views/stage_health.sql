@@ -9,14 +9,7 @@ with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
 ), recent as (
   -- the outcomes not rolled up yet
-  select coalesce(e.stage, s.function) as stage, e.at, e.kind = 'succeeded' as ok,
-         wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket
-  from wf.events e
-  -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
-  left join lateral (select s.function from wf.steps s
-                     where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-  where e.at > now() - interval '1 hour' and e.at >= (select mark.through from mark)
-    and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+  select o.stage, o.at, o.ok, o.bucket from wf.recent_outcomes((select mark.through from mark)) o
 ), outcomes as (
   select recent.stage,
          count(*) filter (where recent.ok and recent.at > now() - interval '5 minutes') as succeeded_5m,
@@ -69,7 +62,7 @@ with mark as (
 ), in_flight as (
   -- a call in flight: its message was read, is not due again, and its step runs
   select m.stage, count(*) as calls
-  from wf.queue_messages(now(), true) m
+  from wf.queue_messages('infinity', true) m
   where m.vt > now()
     and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
   group by m.stage

@@ -4,7 +4,7 @@
 -- wf.stage_health counts them (succeeded; retrying, failed or dead), with their duration's p95
 -- (within 2.5%). A row per stage and minute that has a sample or an outcome. The outcomes come
 -- from wf.stage_minutes (wf.tick's roll-up) and, for the seconds not rolled up yet, from
--- wf.events (found by time, BRIN events_at; each names its stage).
+-- wf.events (wf.recent_outcomes).
 create or replace view wf.stage_series as
 with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
@@ -16,17 +16,13 @@ with mark as (
   select r.stage, r.minute, sum(r.succeeded)::bigint, sum(r.failed)::bigint,
          coalesce(jsonb_object_agg(r.bucket, r.calls) filter (where r.bucket is not null), '{}')
   from (
-    select coalesce(e.stage, s.function) as stage, date_trunc('minute', e.at) as minute,
-           wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket,
-           count(*) filter (where e.kind = 'succeeded') as succeeded,
-           count(*) filter (where e.kind <> 'succeeded') as failed,
+    select o.stage, date_trunc('minute', o.at) as minute, o.bucket,
+           count(*) filter (where o.ok) as succeeded,
+           count(*) filter (where not o.ok) as failed,
            count(*) as calls
-    from wf.events e
-    -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
-    left join lateral (select s.function from wf.steps s
-                       where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-    where e.at >= date_trunc('minute', now()) - interval '59 minutes' and e.at >= (select mark.through from mark)
-      and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+    -- the outcomes not rolled up yet (the first of the 60 minutes may start before the hour)
+    from wf.recent_outcomes((select mark.through from mark)) o
+    where o.at >= date_trunc('minute', now()) - interval '59 minutes'
     group by 1, 2, 3
   ) r
   group by r.stage, r.minute

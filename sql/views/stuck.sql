@@ -1,8 +1,9 @@
 -- wf.stuck: steps that should have moved and did not — queued longer than stuck_after_seconds
 -- (wf.settings), or running a minute past their lease. wf.tick marks them once in events.
 -- Such a step still has its message in its stage's queue (wf.queue_messages, which holds only
--- the work not done), so the view reads the old messages and each one's step by its key: its
--- cost follows the backlog, not the number of steps ever run.
+-- the work not done), due since as long (a queued step's message is due when the step is, a
+-- running one's when its lease ends), so the view reads those messages and each one's step by
+-- its key: its cost follows the stuck backlog, not the number of steps ever run.
 create or replace view wf.stuck as
 select
   s.run_id,

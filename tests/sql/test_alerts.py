@@ -50,7 +50,8 @@ def stuck_queue(conn, runs: int = 1) -> list[str]:
 def back_date_queue(conn) -> None:
     """the echo stage's queued steps and their messages as if queued 20 minutes ago."""
     conn.execute("update wf.steps set queued_at = now() - interval '20 minutes' where function = 'echo'")
-    conn.execute("update pgmq.q_wf_echo set enqueued_at = now() - interval '20 minutes'")
+    conn.execute("update pgmq.q_wf_echo set enqueued_at = now() - interval '20 minutes', "
+                 "vt = now() - interval '20 minutes'")
 
 
 # ---- each kind: over its threshold and not under ---------------------------------------------
@@ -76,7 +77,8 @@ def test_a_step_queued_under_stuck_after_seconds_raises_no_alert(conn):
     define(conn, chain(n=1))
     enqueue(conn, "chain")
     conn.execute("update wf.steps set queued_at = now() - interval '14 minutes'")
-    conn.execute("update pgmq.q_wf_echo set enqueued_at = now() - interval '14 minutes'")
+    conn.execute("update pgmq.q_wf_echo set enqueued_at = now() - interval '14 minutes', "
+                 "vt = now() - interval '14 minutes'")
     assert alerts(conn, "stuck") == []
 
 
@@ -85,7 +87,8 @@ def test_a_step_running_past_its_lease_raises_a_stuck_alert(conn):
     enqueue(conn, "chain")
     claim(conn, "echo")
     conn.execute("update wf.steps set lease_until = now() - interval '5 minutes'")
-    conn.execute("update pgmq.q_wf_echo set enqueued_at = now() - interval '6 minutes'")
+    conn.execute("update pgmq.q_wf_echo set enqueued_at = now() - interval '6 minutes', "
+                 "vt = now() - interval '5 minutes'")
     [alert] = alerts(conn, "stuck")
     assert alert["subject"] == "echo" and "lease" in alert["message"]
 

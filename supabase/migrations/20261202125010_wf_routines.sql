@@ -1916,6 +1916,44 @@ $$;
 
 revoke all on function wf.ensure_band(text, int) from public;
 
+-- sql/functions/ensure_queues.sql
+-- wf.ensure_queues: re-creates every queue of wf's that is missing (each stage's queue and
+-- priority bands, and wf_dlq) and returns the names it re-created, in order. pgmq 1.4.4 makes
+-- every queue table a member of its extension, so pg_dump / `supabase db dump` leave them out
+-- and a restored database has wf's stages without their queues; `wf install` and wf.tick call
+-- this so that enqueue, claim and the views work again (pgmq.create keeps pgmq.meta's row).
+-- Security definer: wf_admin may call it after a restore without any access to schema pgmq.
+create or replace function wf.ensure_queues()
+returns text[]
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_queue text;
+  v_created text[] := '{}'::text[];
+begin
+  for v_queue in
+    select b.queue
+    from wf.stages st
+    cross join lateral unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+    union
+    select 'wf_dlq'
+    order by 1
+  loop
+    -- guard: a queue and its archive are created together; either one missing re-creates both
+    continue when to_regclass(format('pgmq.%I', 'q_' || v_queue)) is not null
+              and to_regclass(format('pgmq.%I', 'a_' || v_queue)) is not null;
+    perform pgmq.create(v_queue);
+    v_created := v_created || v_queue;
+  end loop;
+  return v_created;
+end;
+$$;
+
+revoke all on function wf.ensure_queues() from public;
+grant execute on function wf.ensure_queues() to wf_admin;
+
 -- sql/functions/expand_map.sql
 -- wf.expand_map: a map step's attempt (its for_each rendered by the worker) becomes its items:
 -- one step row per item, `<step>[<index>]`, with the map step's function and definition, each
@@ -2200,6 +2238,47 @@ end;
 $$;
 
 revoke all on function wf.grant_app_access() from public;
+
+-- sql/functions/grant_service_access.sql
+-- wf.grant_service_access: let Supabase's `service_role` read wf as wf_reader does (usage on
+-- schema wf, select on every view, execute on every function wf_reader may call), for backends
+-- that read wf through PostgREST with the service key (without it they get "permission denied
+-- for schema wf"). Direct grants, not membership: Supabase's API roles are noinherit. Idempotent;
+-- sql/access.sql calls it again at every install once service_role has usage on wf, so views
+-- and functions re-created later keep the grant. PostgREST also needs wf in its exposed schemas.
+create or replace function wf.grant_service_access()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_object text;
+begin
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
+    raise exception 'role service_role does not exist: wf.grant_service_access() is for Supabase (or a stand-in for it)'
+      using errcode = '55000';
+  end if;
+  execute 'grant usage on schema wf to service_role';
+  for v_object in
+    select c.oid::regclass::text from pg_catalog.pg_class c
+    where c.relnamespace = 'wf'::regnamespace and c.relkind in ('v', 'm')
+      and pg_catalog.has_table_privilege('wf_reader', c.oid, 'select')
+    order by 1
+  loop
+    execute format('grant select on %s to service_role', v_object);
+  end loop;
+  for v_object in
+    select p.oid::regprocedure::text from pg_catalog.pg_proc p
+    where p.pronamespace = 'wf'::regnamespace
+      and pg_catalog.has_function_privilege('wf_reader', p.oid, 'execute')
+    order by 1
+  loop
+    execute format('grant execute on function %s to service_role', v_object);
+  end loop;
+end;
+$$;
+
+revoke all on function wf.grant_service_access() from public;
 
 -- sql/functions/hold_stage_room.sql
 -- wf.hold_stage_room: a claim on a stage with limits started these attempts: each holds a lease
@@ -3009,13 +3088,15 @@ revoke all on function wf.pause_stage(text) from public;
 grant execute on function wf.pause_stage(text) to wf_admin;
 
 -- sql/functions/queue_messages.sql
--- wf.queue_messages: the messages waiting in the queues of wf's stages (every priority band),
--- enqueued before p_enqueued_before, or with p_read_only only those read at least once (calls in
--- flight, lost ones, retries waiting out their backoff), with the run and step each one is for.
+-- wf.queue_messages: the messages waiting in the queues of wf's stages (every priority band)
+-- that were due (visible) before p_due_before — a step's message is due when the step is
+-- (queued_at) and, once claimed, when its lease ends (lease_until) — or with p_read_only only
+-- those read at least once (calls in flight, lost ones, retries waiting out their backoff),
+-- with the run and step each one is for.
 -- The queues hold only the work not done yet, so wf.stuck, wf.stage_health and wf.tick find the
 -- steps they look for here and then each one by its key, never by reading every step.
 -- Security definer: readers have no access to schema pgmq.
-create or replace function wf.queue_messages(p_enqueued_before timestamptz, p_read_only boolean default false)
+create or replace function wf.queue_messages(p_due_before timestamptz, p_read_only boolean default false)
 returns table (stage text, queue text, msg_id bigint, read_ct int, enqueued_at timestamptz, vt timestamptz,
                run_id uuid, step text)
 language plpgsql
@@ -3045,8 +3126,8 @@ begin
                    then (m.message ->> ''run_id'')::uuid end,
               m.message ->> ''step''
        from pgmq.%I m
-       where m.enqueued_at < $3 and (not $4 or m.read_ct > 0)', 'q_' || v_band.queue)
-      using v_band.name, v_band.queue, p_enqueued_before, p_read_only;
+       where m.vt < $3 and (not $4 or m.read_ct > 0)', 'q_' || v_band.queue)
+      using v_band.name, v_band.queue, p_due_before, p_read_only;
   end loop;
 end;
 $$;
@@ -3171,6 +3252,39 @@ end;
 $$;
 
 revoke all on function wf.raise_input_error(text) from public;
+
+-- sql/functions/recent_outcomes.sql
+-- wf.recent_outcomes: the attempts' outcomes (wf.events of kind succeeded, retrying, failed,
+-- dead) since p_since and within the last hour — what wf.tick has not rolled up into
+-- wf.stage_minutes yet, for wf.stage_health and wf.stage_series: each one's stage, time, whether
+-- it succeeded, and its duration's histogram bucket. A function so that the query is planned for
+-- the real p_since (seconds ago, found by BRIN events_at), not for "the last hour" a view's
+-- planner would assume, which costs a just-in-time compilation longer than the query.
+-- Security definer: readers have no access to wf.events.
+create or replace function wf.recent_outcomes(p_since timestamptz)
+returns table (stage text, at timestamptz, ok boolean, bucket int)
+language plpgsql
+stable
+security definer
+-- a few seconds of answers (the view's planner takes this as the estimate)
+rows 200
+set search_path = ''
+as $$
+begin
+  return query
+  select coalesce(e.stage, s.function), e.at, e.kind = 'succeeded',
+         wf.duration_bucket((e.detail ->> 'duration_ms')::numeric)
+  from wf.events e
+  -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
+  left join lateral (select s.function from wf.steps s
+                     where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
+  where e.at >= greatest(p_since, now() - interval '1 hour')
+    and e.kind in ('succeeded', 'retrying', 'failed', 'dead');
+end;
+$$;
+
+revoke all on function wf.recent_outcomes(timestamptz) from public;
+grant execute on function wf.recent_outcomes(timestamptz) to wf_reader, wf_admin;
 
 -- sql/functions/release_key.sql
 -- wf.release_key: while fewer runs than the limit hold a workflow's concurrency key value, the
@@ -4172,6 +4286,8 @@ returns jsonb
 language plpgsql
 security definer
 set search_path = ''
+-- maintenance over big tables with small answers: compiling its statements costs more than it saves
+set jit = off
 as $$
 declare
   v_promoted int := 0;
@@ -4183,9 +4299,13 @@ declare
   v_sampled int := 0;
   v_sampled_at timestamptz;
   v_alerts jsonb;
+  v_queues text[];
   v_step record;
   v_stuck_after interval := make_interval(secs => (wf.setting('stuck_after_seconds'))::int);
 begin
+  -- queues missing after a restore (pgmq's tables are left out of dumps) come back first
+  v_queues := wf.ensure_queues();
+
   with due as (
     update wf.runs r set status = 'pending'
     where r.status = 'scheduled' and r.run_at <= clock_timestamp()
@@ -4198,7 +4318,7 @@ begin
   for v_step in
     select s.run_id, s.name, s.attempt, d.max_attempts
     -- a step whose call was claimed (its message read) whatever became of the lease
-    from wf.queue_messages(clock_timestamp(), true) m
+    from wf.queue_messages('infinity', true) m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step and s.msg_id = m.msg_id
     join wf.runs r on r.id = s.run_id
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
@@ -4232,7 +4352,7 @@ begin
   end loop;
 
   with candidates as (
-    -- a stuck step's message has been in its queue for longer than it should have been
+    -- a stuck step's message has been due for as long
     select m.run_id, m.step, m.msg_id
     from wf.queue_messages(clock_timestamp() - v_stuck_after) m
   ), marked as (
@@ -4259,7 +4379,7 @@ begin
     with running as (
       -- as wf.stage_health counts them: read, not due again, and the step runs
       select m.stage as function, count(*)::int as n
-      from wf.queue_messages(v_sampled_at, true) m
+      from wf.queue_messages('infinity', true) m
       where m.vt > v_sampled_at
         and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
       group by m.stage
@@ -4279,7 +4399,7 @@ begin
   v_alerts := wf.raise_alerts();
   return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck,
                             'timed_out', v_timed_out, 'sampled', v_sampled, 'rolled_up_minutes', v_rolled,
-                            'alerts', v_alerts) || v_retention;
+                            'alerts', v_alerts, 'recreated_queues', to_jsonb(v_queues)) || v_retention;
 end;
 $$;
 
@@ -4446,14 +4566,7 @@ with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
 ), recent as (
   -- the outcomes not rolled up yet
-  select coalesce(e.stage, s.function) as stage, e.at, e.kind = 'succeeded' as ok,
-         wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket
-  from wf.events e
-  -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
-  left join lateral (select s.function from wf.steps s
-                     where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-  where e.at > now() - interval '1 hour' and e.at >= (select mark.through from mark)
-    and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+  select o.stage, o.at, o.ok, o.bucket from wf.recent_outcomes((select mark.through from mark)) o
 ), outcomes as (
   select recent.stage,
          count(*) filter (where recent.ok and recent.at > now() - interval '5 minutes') as succeeded_5m,
@@ -4506,7 +4619,7 @@ with mark as (
 ), in_flight as (
   -- a call in flight: its message was read, is not due again, and its step runs
   select m.stage, count(*) as calls
-  from wf.queue_messages(now(), true) m
+  from wf.queue_messages('infinity', true) m
   where m.vt > now()
     and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
   group by m.stage
@@ -4546,8 +4659,9 @@ grant select on wf.stage_health to wf_reader, wf_admin;
 -- wf.stuck: steps that should have moved and did not — queued longer than stuck_after_seconds
 -- (wf.settings), or running a minute past their lease. wf.tick marks them once in events.
 -- Such a step still has its message in its stage's queue (wf.queue_messages, which holds only
--- the work not done), so the view reads the old messages and each one's step by its key: its
--- cost follows the backlog, not the number of steps ever run.
+-- the work not done), due since as long (a queued step's message is due when the step is, a
+-- running one's when its lease ends), so the view reads those messages and each one's step by
+-- its key: its cost follows the stuck backlog, not the number of steps ever run.
 create or replace view wf.stuck as
 select
   s.run_id,
@@ -4967,7 +5081,7 @@ grant select on wf.runs_overview to wf_reader, wf_admin;
 -- wf.stage_health counts them (succeeded; retrying, failed or dead), with their duration's p95
 -- (within 2.5%). A row per stage and minute that has a sample or an outcome. The outcomes come
 -- from wf.stage_minutes (wf.tick's roll-up) and, for the seconds not rolled up yet, from
--- wf.events (found by time, BRIN events_at; each names its stage).
+-- wf.events (wf.recent_outcomes).
 create or replace view wf.stage_series as
 with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
@@ -4979,17 +5093,13 @@ with mark as (
   select r.stage, r.minute, sum(r.succeeded)::bigint, sum(r.failed)::bigint,
          coalesce(jsonb_object_agg(r.bucket, r.calls) filter (where r.bucket is not null), '{}')
   from (
-    select coalesce(e.stage, s.function) as stage, date_trunc('minute', e.at) as minute,
-           wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket,
-           count(*) filter (where e.kind = 'succeeded') as succeeded,
-           count(*) filter (where e.kind <> 'succeeded') as failed,
+    select o.stage, date_trunc('minute', o.at) as minute, o.bucket,
+           count(*) filter (where o.ok) as succeeded,
+           count(*) filter (where not o.ok) as failed,
            count(*) as calls
-    from wf.events e
-    -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
-    left join lateral (select s.function from wf.steps s
-                       where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-    where e.at >= date_trunc('minute', now()) - interval '59 minutes' and e.at >= (select mark.through from mark)
-      and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+    -- the outcomes not rolled up yet (the first of the 60 minutes may start before the hour)
+    from wf.recent_outcomes((select mark.through from mark)) o
+    where o.at >= date_trunc('minute', now()) - interval '59 minutes'
     group by 1, 2, 3
   ) r
   group by r.stage, r.minute
@@ -5199,6 +5309,17 @@ begin
 end
 $$;
 
+-- backends that read wf through PostgREST with the service key: `select wf.grant_service_access()`
+-- once; after that every install grants service_role what it made again (views re-created …).
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role')
+     and pg_catalog.has_schema_privilege('service_role', 'wf', 'usage') then
+    perform wf.grant_service_access();
+  end if;
+end
+$$;
+
 -- wf's ledger: what `wf install` would have recorded
 create schema if not exists wf;
 revoke all on schema wf from public;
@@ -5263,6 +5384,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/enqueue.sql', 'function', 'fede79415f6a36d30528f9ec1f8742da73298926165e85719ad5dfe72c864577'),
   ('functions/enqueue_trigger.sql', 'function', '8686a08413e4f6179f4b122bc7aad41bd19e30ad33ef73f0734d2bca7b77e4b2'),
   ('functions/ensure_band.sql', 'function', '654bade21107f6a5235f925b72ea19d281066946dd1d94dca548cf117d37be51'),
+  ('functions/ensure_queues.sql', 'function', '1502f87d99beb98209c4c5545ec0fca990309a40970c72b301e6b7c09f156a85'),
   ('functions/expand_map.sql', 'function', 'eee394380ef23fac762fa764c1f2f6e981a4e9019a6f74426b1be5a95ca91080'),
   ('functions/extend.sql', 'function', 'd8203cde36834ed7825af10b9b31bb44355796357e42676173ca462140f1a1ba'),
   ('functions/fail.sql', 'function', '443d7558362486b508d1e68d82afe18563ef74ada86014d2ae39fdf87fb271a5'),
@@ -5270,6 +5392,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/finish_step.sql', 'function', 'ac2c0f51e42176a2b9a791c2fc57c09e58f2ed6d6b13b5359168276e194cb201'),
   ('functions/fire_schedule.sql', 'function', '43da56e4be9b5b54dbdf06fb107d19f89700f6f5ad9490619bbaf9db72d2af9c'),
   ('functions/grant_app_access.sql', 'function', '0e2b1594aaad24c8415644285ab53f14cc652d0d7153a5a1daf594199fcc80b6'),
+  ('functions/grant_service_access.sql', 'function', 'a0ce379edea9458a17c0ca6478d4ac6599e2409955865b4f0f399c386d755975'),
   ('functions/hold_stage_room.sql', 'function', '230518bde07a0fa6e90099d67b4789ae663f7d3835b5623ca2b6ed0c7fb286ab'),
   ('functions/int_field.sql', 'function', 'a38f6f98cf5eceaaf97c9718feae2587276beb235cbba7d5a6c15bb582740ad0'),
   ('functions/kill_step.sql', 'function', 'b3eed2cd3630c45f4918b332c6fdaec9adafe5b2560d690e948aedb9b3020063'),
@@ -5282,11 +5405,12 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/path_keys.sql', 'function', '35e65ba5e5bca2798693ef5d0af4ee6c132f23cfcaf11af722411626e331db1b'),
   ('functions/pause.sql', 'function', 'b6c2611e6c5f36c8239fa574d36ce1ac188934e440c47e460b705fb0aa57c7da'),
   ('functions/pause_stage.sql', 'function', '77f01667e679e7a7efd1c23d4ca2a4dd9c586a8582d72fd68a126fcac1666973'),
-  ('functions/queue_messages.sql', 'function', '972723c22da16ae82a22cf907b67749b2960430e5c2d8e9e9e461cc50074e4d0'),
+  ('functions/queue_messages.sql', 'function', '1ee621933e137e26f7b9773e4a93bdfe1ca36799f3bcad330bff0d3984602df4'),
   ('functions/queue_metrics.sql', 'function', 'aac266dc1a63e1a8953eef704c737752a296a23787dd100c928b946b1574bb8b'),
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
   ('functions/raise_alerts.sql', 'function', '5986212a10ae07c64c009aac4833075a5dc8eff902340d0df2d69fcd68339a2e'),
   ('functions/raise_input_error.sql', 'function', '458ba6f6cb49314072a126271466754cfd8fedb7da630c5a3cd6f651aab4d5be'),
+  ('functions/recent_outcomes.sql', 'function', 'b9f10cb05dd92bc057b03231b8b8083e75c5285d5b45969b06cc8a30fdd6a933'),
   ('functions/release_key.sql', 'function', '18e0ff209116927f483da2b0b8a0b0c6a6bc2735f736b36836068efc1abb4b89'),
   ('functions/render_paths.sql', 'function', '562d7a6a3a907c57069b299dffa97164f0ad918274e77bb4023feb1547c71f40'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
@@ -5309,15 +5433,15 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/start_wait.sql', 'function', '8cb2dd00fc8219d3fd69717f439c705c06549fe666fb9468835adafd6e1f1c06'),
   ('functions/step_queue.sql', 'function', 'f0280c3f1833631ae656bcf7a055aca026291dab625a0034250d635a9935ab29'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
-  ('functions/tick.sql', 'function', '2273d022244357cff1c5b42d2caaca448bfe2c645f3fe36aaea4bdcecc6bb73a'),
+  ('functions/tick.sql', 'function', '17028a6bfaef20ffee5348d1d4c68e2535ac491f3a14f0ceeffb94869f756cc1'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unqueue_steps.sql', 'function', 'a4de5e225a2661a9cb921922cfa0c1bcd4392378329e2cc7a51874193e3fcc46'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
   ('functions/uuid7.sql', 'function', '2bfcab61e0ac776af643d5094fc4d30a66fd30f398b74eab5ac1a2bd561d724c'),
   ('functions/wait_timed_out.sql', 'function', 'e0881b78fadafc30e405f79bc5a5b8823b2a295dc1dbacde416fa0e631e669bd'),
   ('functions/worker_stages.sql', 'function', 'a4bc21fd3ee81080477da9af37dce11bb3ee354fbd99e473433ddfe6238186ab'),
-  ('views/stage_health.sql', 'view', '8d58a52e9b3df18ab20c5ca2440ec1f645a4b55e20ff5fb79a5e9548ede789a6'),
-  ('views/stuck.sql', 'view', '3b3f2d02e8c093361897f3ca661e3a956ed65c63654543d7e64d57b25601c5db'),
+  ('views/stage_health.sql', 'view', '70b801f10b2126ad055c8cc0f4b62e2a701aea9b6b87274dc007b060d4f1608e'),
+  ('views/stuck.sql', 'view', '5d3cb592a33b22f4ff15d5de18033a75e90ad20f190d2ed97dfeb751b9d63e5d'),
   ('views/alerts.sql', 'view', 'a4425daf660be7c818fd49f9fda1fe17f8037e871354b9557c3aeea1bd9d9a39'),
   ('views/dead_letters.sql', 'view', 'fae0e9fbccbe9b245a3329e58c04f606ff11fa288942b73e2ad0357e556cf1f2'),
   ('views/failures.sql', 'view', '25b2f11431e55ef4ebdb8f42a77ed2e452e7d7c2e687484830929a8106402e8a'),
@@ -5326,9 +5450,21 @@ insert into wf.routines (path, kind, checksum) values
   ('views/run_inputs.sql', 'view', '5b09bbbf674996a58b926170b3d1859bd598dd51d147607e3e682ff3fa47783c'),
   ('views/run_steps.sql', 'view', '042dad62f455e3d919d5e63f4ffac860a2c995ce26d1b278612076442aec2e6a'),
   ('views/runs_overview.sql', 'view', 'b78132f4db66de132a2107abcea76de9b7043e476f818853752c8d80550901f1'),
-  ('views/stage_series.sql', 'view', '0c94529a74c7f286fdd6d9e7eae06f09e699ca008e93772a325e8ec3ca15e104'),
+  ('views/stage_series.sql', 'view', 'b940535df5bc273d2f4a82979401bb1091d80275ea9532155d007845e3fbd0e8'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
   ('views/workflow_stats.sql', 'view', '558e420328bc0bb613b3656d96698d3c4f6f4105a6789e01e9495d09b05e8769'),
   ('views/workflow_versions.sql', 'view', '3a8f6530bad57f27b203d4c8f188fb8faf98f3072d47366409c0141dafa17048')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/apply_retention.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/check_setting.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/dead_letter_counts.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/duration_bucket.sql', 'functions/duration_percentile.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_changes.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_messages.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_alerts.sql', 'functions/raise_input_error.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/roll_up_stage_minutes.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/stage_health.sql', 'views/stuck.sql', 'views/alerts.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/run_inputs.sql', 'views/run_steps.sql', 'views/runs_overview.sql', 'views/stage_series.sql', 'views/step_timeline.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/apply_retention.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/check_setting.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/dead_letter_counts.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/duration_bucket.sql', 'functions/duration_percentile.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/ensure_queues.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/grant_service_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_changes.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_messages.sql', 'functions/queue_metrics.sql', 'functions/queue_name.sql', 'functions/raise_alerts.sql', 'functions/raise_input_error.sql', 'functions/recent_outcomes.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/roll_up_stage_minutes.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/stage_health.sql', 'views/stuck.sql', 'views/alerts.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/run_inputs.sql', 'views/run_steps.sql', 'views/runs_overview.sql', 'views/stage_series.sql', 'views/step_timeline.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
+
+-- the tick job, where pg_cron is enabled (`wf install` schedules the same one)
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then
+    if not exists (select 1 from cron.job j
+                   where j.jobname = 'wf-tick' and j.schedule = '* * * * *' and j.command = 'select wf.tick()') then
+      perform cron.schedule('wf-tick', '* * * * *', 'select wf.tick()');
+    end if;
+  end if;
+end
+$$;
