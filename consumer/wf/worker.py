@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -40,6 +41,12 @@ __all__ = ["Stage", "Worker", "WorkerConfig", "run_worker"]
 
 TICK_SECONDS = 60.0
 
+
+
+def did_something(tick: dict[str, Any]) -> bool:
+    """Whether a tick's result is worth a log line: a count that is not 0, a list that is not
+    empty, at any depth (its alerts are {"open": 0, "started": 0} on a quiet tick)."""
+    return any(did_something(v) if isinstance(v, dict) else bool(v) for v in tick.values())
 
 @dataclass
 class WorkerConfig:
@@ -263,7 +270,7 @@ class Worker:
         while not self._stopping.is_set():
             result = await self._pool.fetchval(queries.TICK)
             self._contact.touch()
-            if any(result.values()):
+            if did_something(result):
                 log("tick", **result)
             await self._sleep(TICK_SECONDS)
 

@@ -14,6 +14,7 @@ from wf.calls import Call, Caller, parse_retry_after
 from wf.metrics import LastContact, Metrics
 from wf.render import build_context, render_payload
 from wf.wakeups import Wakeups
+from wf.worker import did_something
 from wfproc import WF, run_once, wait_final, wait_until
 from wfsql import define, enqueue, events, run_status, step_row
 
@@ -251,3 +252,13 @@ async def test_bug_an_unexpected_client_error_from_a_claim_ended_the_worker():
     worker._sleep = lambda _seconds: asyncio.sleep(0)  # type: ignore[method-assign]
     await asyncio.wait_for(worker._dispatch(), 5)
     assert calls == 2
+
+
+def test_a_quiet_tick_writes_no_log_line_though_its_alerts_are_an_object():
+    """wf.tick's result gained nested alerts ({"open": 0, "started": 0}) and a list of re-created
+    queues: the worker logged every quiet tick until it looked inside them."""
+    quiet = {"promoted": 0, "stuck": 0, "alerts": {"open": 0, "started": 0}, "recreated_queues": []}
+    assert not did_something(quiet)
+    assert did_something({**quiet, "alerts": {"open": 1, "started": 0}})
+    assert did_something({**quiet, "recreated_queues": ["wf_echo"]})
+    assert did_something({**quiet, "deleted_runs": 3})
