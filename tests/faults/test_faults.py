@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,14 +184,34 @@ def test_postgres_restart_mid_batch_the_worker_reconnects_and_finishes(own_serve
 # ---- SIGTERM ---------------------------------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def calls_in_flight(metrics_port: int) -> float:
+    """The worker's wf_in_flight gauge, summed over its stages (0 while it cannot be read)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("wf_in_flight{"))
+
+
 def test_sigterm_lets_calls_in_flight_finish_and_exits_0(db, conn, start_worker):
     define(conn, {"name": "two", "backoff": {"delays": [0]}, "steps": [
         {"name": "slow", "function": "misbehave", "action": "slow", "payload_template": {"ms": 1000}},
         {"name": "next", "function": "echo", "action": "go"},
     ]})
     runs = [enqueue(conn, "two") for _ in range(5)]
-    worker = start_worker(db, *WORKER_ARGS, "--grace", "30")
-    wait_until(lambda: count_steps(conn, "running") == 5, 15, "5 calls in flight", worker.tail)
+    metrics_port = free_port()
+    worker = start_worker(db, *WORKER_ARGS, "--grace", "30", "--metrics-port", str(metrics_port))
+    # claimed (the database) and called (the worker's own gauge: a loaded machine may answer the
+    # claim before the worker has started the calls)
+    wait_until(lambda: count_steps(conn, "running") == 5 and calls_in_flight(metrics_port) == 5, 15,
+               "5 calls in flight", worker.tail)
 
     worker.send(signal.SIGTERM)
     assert worker.wait(20) == 0
