@@ -24,7 +24,12 @@ def test_three_workers_together_keep_the_stages_concurrency_and_rate(db, conn, s
     outputs = [r["output"] for r in conn.execute(
         "select s.output from wf.steps s join wf.runs r on r.id = s.run_id where r.workflow = 'limited'")]
     assert max(o["in_flight_on_arrival"] for o in outputs) <= 3
-    arrivals = sorted(o["arrived_ms"] for o in outputs)
+    # the rate is kept where it is enforced, at the claim (the attempt's start): arrivals at the
+    # function add each call's delivery time, which a loaded machine stretches unevenly (a CI run
+    # saw 15 arrivals within a second of 14 claims)
+    starts = sorted(r["ms"] for r in conn.execute(
+        "select extract(epoch from s.started_at) * 1000 as ms from wf.steps s join wf.runs r on r.id = s.run_id "
+        "where r.workflow = 'limited'"))
     for window_ms in (500, 1000, 2000):
-        most = max(sum(1 for t in arrivals if start <= t < start + window_ms) for start in arrivals)
+        most = max(sum(1 for t in starts if start <= t < start + window_ms) for start in starts)
         assert most <= 10 * window_ms / 1000 + 4, (window_ms, most)
