@@ -47,8 +47,7 @@ begin
 
   -- the archives: every queue of wf's (each priority band, and wf_dlq's retried dead letters)
   for v_queue in
-    select b.queue from wf.stages st
-    cross join lateral unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+    select q.queue from wf.stage_queues() q
     union all select 'wf_dlq'
   loop
     exit when clock_timestamp() >= v_until;

@@ -23,9 +23,12 @@ begin
   if not found then
     return false;
   end if;
-  perform pgmq.set_vt(v_cur.queue, v_cur.msg_id, least(v_delay, 315360000));
+  -- a new message, due at that time (the read one is archived: see wf.queue_counts)
+  perform pgmq.archive(v_cur.queue, v_cur.msg_id);
+  v_cur.msg_id := pgmq.send(v_cur.queue, jsonb_build_object('run_id', run_id, 'step', step), least(v_delay, 315360000));
   update wf.steps s
-  set status = 'queued', attempt = s.attempt - 1, started_at = null, lease_until = null, queued_at = until
+  set status = 'queued', attempt = s.attempt - 1, started_at = null, lease_until = null, queued_at = until,
+      msg_id = v_cur.msg_id
   where s.run_id = defer.run_id and s.name = defer.step;
   insert into wf.events (run_id, step, attempt, kind, detail)
   values (run_id, step, attempt, 'deferred', jsonb_build_object('not_before', until));

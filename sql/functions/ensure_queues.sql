@@ -15,9 +15,7 @@ declare
   v_created text[] := '{}'::text[];
 begin
   for v_queue in
-    select b.queue
-    from wf.stages st
-    cross join lateral unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
+    select q.queue from wf.stage_queues() q
     union
     select 'wf_dlq'
     order by 1

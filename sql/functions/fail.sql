@@ -30,11 +30,11 @@ begin
   if coalesce(retryable, true) and attempt - v_cur.attempt_base < v_cur.max_attempts then
     v_delay := greatest(wf.backoff_delay(v_cur.backoff, attempt - v_cur.attempt_base),
                         least(greatest(coalesce(retry_after_seconds, 0), 0), 86400));
-    -- the step's message comes back after the delay; a workflow step's was archived when
-    -- its child started, so it gets a new one
-    if not exists (select 1 from pgmq.set_vt(v_cur.queue, v_cur.msg_id, v_delay)) then
-      v_cur.msg_id := pgmq.send(v_cur.queue, jsonb_build_object('run_id', run_id, 'step', step), v_delay);
-    end if;
+    -- the step gets a new message, due after the delay: the read one goes to the archive, so
+    -- that a read message not due again is always a call in flight (wf.queue_counts); a
+    -- workflow step's was archived when its child started
+    perform pgmq.archive(v_cur.queue, v_cur.msg_id);
+    v_cur.msg_id := pgmq.send(v_cur.queue, jsonb_build_object('run_id', run_id, 'step', step), v_delay);
     update wf.steps s
     set status = 'retrying', error = v_error, http_status = fail.http_status, lease_until = null,
         queued_at = clock_timestamp() + make_interval(secs => v_delay), msg_id = v_cur.msg_id,

@@ -23,10 +23,7 @@ begin
   stage := null; queue := null; msg_id := null; read_ct := null; enqueued_at := null; vt := null;
   run_id := null; step := null;
   for v_band in
-    select st.name, b.queue
-    from wf.stages st
-    cross join lateral unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
-    order by st.name, b.queue
+    select q.stage as name, q.queue from wf.stage_queues() q
   loop
     -- guard: a queue dropped behind wf's back (a restore without pgmq's tables) lists nothing
     continue when to_regclass(format('pgmq.%I', 'q_' || v_band.queue)) is null;

@@ -1,7 +1,7 @@
 -- wf.start_wait: a wait_for step's message was claimed: the step starts waiting for its
 -- signal (status running, no lease, no worker slot). A signal sent before is consumed at
--- once; otherwise the message becomes the timeout's timer (visible again when the wait
--- ends, and wake_at lets wf.tick fire it without a worker). Called by wf.claim with the
+-- once; otherwise the message is archived and, with a timeout, a new one due when the wait
+-- ends is its timer (and wake_at lets wf.tick fire it without a worker). Called by wf.claim with the
 -- run lock held.
 create or replace function wf.start_wait(p_run_id uuid, p_step text, p_queue text, p_msg_id bigint)
 returns void
@@ -11,6 +11,7 @@ as $$
 declare
   v_step record;
   v_signal record;
+  v_timer bigint;
 begin
   select s.attempt + 1 as attempt, d.action as signal, d.wait_seconds, r.status as run_status into v_step
   from wf.steps s
@@ -38,10 +39,14 @@ begin
     update wf.signals g set consumed_by = p_step, consumed_at = clock_timestamp() where g.id = v_signal.id;
     update wf.steps s set wake_at = null where s.run_id = p_run_id and s.name = p_step;
     perform wf.complete(p_run_id, p_step, v_step.attempt, v_signal.payload);
-  elsif v_step.wait_seconds is null then
-    perform pgmq.archive(p_queue, p_msg_id);
   else
-    perform pgmq.set_vt(p_queue, p_msg_id, v_step.wait_seconds);
+    perform pgmq.archive(p_queue, p_msg_id);
+    -- the timeout's timer: a new message, due when the wait ends (not a read one kept
+    -- invisible, which wf.queue_counts would count as a call in flight)
+    if v_step.wait_seconds is not null then
+      v_timer := pgmq.send(p_queue, jsonb_build_object('run_id', p_run_id, 'step', p_step), v_step.wait_seconds);
+      update wf.steps s set msg_id = v_timer where s.run_id = p_run_id and s.name = p_step;
+    end if;
   end if;
 end;
 $$;

@@ -1,7 +1,8 @@
 -- wf.tick: the minute job — promotes due scheduled runs, dead-letters poison
 -- steps (lease gone, attempts used up: nobody will answer), times out steps that
 -- waited for a signal too long (also with no worker running), marks stuck steps
--- once, rolls the attempts' outcomes up per stage and minute (wf.stage_minutes), applies
+-- once, rolls the attempts' outcomes up per stage and minute (wf.stage_minutes) and the runs
+-- that ended per workflow version and hour (wf.workflow_hours), applies
 -- retention in small batches (wf.apply_retention), samples every stage's queue depth and
 -- calls in flight for wf.stage_series (at most every 30 seconds, however many workers tick;
 -- kept for a day) and raises alerts (wf.raise_alerts). The steps it looks at are found
@@ -21,6 +22,7 @@ declare
   v_stuck int := 0;
   v_retention jsonb;
   v_rolled int;
+  v_rolled_runs int;
   v_timed_out int := 0;
   v_sampled int := 0;
   v_sampled_at timestamptz;
@@ -43,8 +45,9 @@ begin
 
   for v_step in
     select s.run_id, s.name, s.attempt, d.max_attempts
-    -- a step whose call was claimed (its message read) whatever became of the lease
-    from wf.queue_messages('infinity', true) m
+    -- a step whose call was claimed (its message read) and whose lease is over: its message
+    -- is due again (a running step's message is due when its lease ends)
+    from wf.queue_messages(clock_timestamp(), true) m
     join wf.steps s on s.run_id = m.run_id and s.name = m.step and s.msg_id = m.msg_id
     join wf.runs r on r.id = s.run_id
     join wf.definition_steps d on d.workflow = r.workflow and d.version = r.version and d.name = coalesce(s.map_step, s.name)
@@ -97,24 +100,18 @@ begin
   select count(*) into v_stuck from logged;
 
   v_rolled := wf.roll_up_stage_minutes();
+  v_rolled_runs := wf.roll_up_workflow_hours();
   v_retention := wf.apply_retention();
 
   -- guard: one sample per 30 seconds, however many workers tick (depth: every priority band)
   v_sampled_at := clock_timestamp();
   if not exists (select 1 from wf.stage_samples ss where ss.at > v_sampled_at - interval '30 seconds') then
-    with running as (
-      -- as wf.stage_health counts them: read, not due again, and the step runs
-      select m.stage as function, count(*)::int as n
-      from wf.queue_messages('infinity', true) m
-      where m.vt > v_sampled_at
-        and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
-      group by m.stage
-    ), sampled as (
+    with sampled as (
+      -- counted as wf.stage_health counts them
       insert into wf.stage_samples (stage, at, depth, in_flight)
-      select st.name, v_sampled_at, m.queue_length, coalesce(running.n, 0)
+      select st.name, v_sampled_at, coalesce(q.depth, 0), coalesce(q.in_flight, 0)
       from wf.stages st
-      cross join lateral wf.queue_metrics(st.queue) m
-      left join running on running.function = st.name
+      left join wf.queue_counts() q on q.stage = st.name
       on conflict on constraint stage_samples_pkey do nothing
       returning 1
     )
@@ -125,6 +122,7 @@ begin
   v_alerts := wf.raise_alerts();
   return jsonb_build_object('promoted', v_promoted, 'dead_lettered', v_dead, 'stuck', v_stuck,
                             'timed_out', v_timed_out, 'sampled', v_sampled, 'rolled_up_minutes', v_rolled,
+                            'rolled_up_run_minutes', v_rolled_runs,
                             'alerts', v_alerts, 'recreated_queues', to_jsonb(v_queues)) || v_retention;
 end;
 $$;

@@ -8,8 +8,9 @@ set search_path = ''
 as $$
   select st.name, st.queue, st.max_concurrency,
          (select sum(m.queue_length)::bigint
-          from unnest(array_remove(array[st.queue, st.queue_hi, st.queue_lo], null)) as b(queue)
-          cross join lateral pgmq.metrics(b.queue) m)
+          from wf.stage_queues() b
+          cross join lateral pgmq.metrics(b.queue) m
+          where b.stage = st.name)
   from wf.stages st
 $$;
 

@@ -23,13 +23,15 @@ with limits as (
   from wf.stuck st
   group by st.function
 ), dead as (
-  -- dead events of the last hour (BRIN events_at), each one's stage by the step's key
-  select s.function as stage, count(*) as steps, min(e.at) as since,
+  -- dead events of the last hour (BRIN events_at), each one's stage its own (or, written before
+  -- wf 0019, its step's, by key)
+  select coalesce(e.stage, s.function) as stage, count(*) as steps, min(e.at) as since,
          (array_agg(distinct e.run_id))[1:10] as runs
   from wf.events e
-  cross join lateral (select s.function from wf.steps s where s.run_id = e.run_id and s.name = e.step limit 1) s
+  left join lateral (select s.function from wf.steps s
+                     where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
   where e.kind = 'dead' and e.at > now() - interval '1 hour'
-  group by s.function
+  group by 1
 ), raised as (
   select 'stuck' as kind, st.stage as subject, st.steps::numeric as value, 0::numeric as threshold, st.since,
          format('stage %s: %s step(s) stuck since %s (%s)', st.stage, st.steps,

@@ -1,9 +1,10 @@
--- wf.stage_health: one row per stage (edge function) — queue depth and age from pgmq through
--- wf.queue_metrics, calls in flight (the queue's messages being worked on whose step runs), the
--- last 5 minutes' and hour's outcomes, dead steps (the wf_dlq queue) — so a slow or failing
--- function shows where its own queue backs up. Outcomes come from wf.stage_minutes, which
--- wf.tick keeps, and for the seconds since its last roll-up from wf.events (each names its
--- stage): the cost follows the stages and the time since the last tick, not the number of runs.
+-- wf.stage_health: one row per stage (edge function) — queue depth and age, and calls in flight,
+-- counted in its queues by wf.queue_counts (they hold only the work not done: no step is looked
+-- up), the last 5 minutes' and hour's outcomes, dead steps (the wf_dlq queue) — so a slow or
+-- failing function shows where its own queue backs up. Outcomes come from wf.stage_minutes,
+-- which wf.tick keeps, and for the seconds since its last roll-up from wf.events (each names its
+-- stage): the cost follows the stages, the work waiting and the time since the last tick, not
+-- the number of runs.
 create or replace view wf.stage_health as
 with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'stage_minutes'), '-infinity') as through
@@ -59,20 +60,13 @@ with mark as (
          sum(o.answered_1m) as answered_1m
   from outcomes o
   group by o.stage
-), in_flight as (
-  -- a call in flight: its message was read, is not due again, and its step runs
-  select m.stage, count(*) as calls
-  from wf.queue_messages('infinity', true) m
-  where m.vt > now()
-    and exists (select 1 from wf.steps s where s.run_id = m.run_id and s.name = m.step and s.status = 'running')
-  group by m.stage
 )
 select
   st.name as stage,
   st.queue,
-  m.queue_length as depth,
-  make_interval(secs => coalesce(m.oldest_msg_age_sec, 0)) as oldest_age,
-  coalesce(f.calls, 0) as in_flight,
+  coalesce(q.depth, 0) as depth,
+  make_interval(secs => coalesce(q.oldest_age_sec, 0)) as oldest_age,
+  coalesce(q.in_flight, 0) as in_flight,
   st.max_concurrency,
   coalesce(p.succeeded_5m, 0) as succeeded_5m,
   coalesce(p.failed_5m, 0) as failed_5m,
@@ -86,10 +80,9 @@ select
   st.burst,
   round(coalesce(p.answered_1m, 0) / 60.0, 2) as current_rate
 from wf.stages st
-cross join lateral wf.queue_metrics(st.queue) m
+left join wf.queue_counts() q on q.stage = st.name
 left join per_stage p on p.stage = st.name
 left join durations d on d.stage = st.name
-left join in_flight f on f.stage = st.name
 left join wf.dead_letter_counts() dl on dl.function = st.name
 order by st.name;
 comment on view wf.stage_health is

@@ -11,6 +11,7 @@ import threading
 import psycopg
 from psycopg.rows import dict_row
 from wfsql import (
+    REPO,
     archived,
     chain,
     claim,
@@ -21,7 +22,9 @@ from wfsql import (
     enqueue,
     fail,
     make_visible,
+    messages,
     queue_of,
+    step_row,
 )
 
 
@@ -149,6 +152,103 @@ def test_tick_keeps_a_day_of_stage_minutes(conn):
     assert [r["recent"] for r in left] == [True]
 
 
+# ---- wf.workflow_stats from wf.workflow_hours -----------------------------------------------------
+
+
+RUN_ENDS = "('run_completed', 'run_failed', 'run_cancelled')"
+
+
+def stats(conn, workflow: str = "chain") -> list[dict]:
+    return conn.execute("select * from wf.workflow_stats where workflow = %s order by version", (workflow,)).fetchall()
+
+
+def ended(conn, runs: list[str], seconds_ago: int, took: int = 60) -> None:
+    """Simulate time: these runs ended that long ago, `took` seconds after they were created."""
+    conn.execute(f"with e as (update wf.events set at = now() - make_interval(secs => %s) "
+                 f"where run_id = any(%s::uuid[]) and kind in {RUN_ENDS}) "
+                 "update wf.runs set created_at = now() - make_interval(secs => %s + %s), "
+                 "finished_at = now() - make_interval(secs => %s) where id = any(%s::uuid[])",
+                 (seconds_ago, runs, seconds_ago, took, seconds_ago, runs))
+
+
+def counted(rows: list[dict]) -> list[tuple]:
+    return [(r["version"], r["runs"], r["completed"], r["failed"], r["cancelled"], r["open"]) for r in rows]
+
+
+def test_tick_rolls_ended_runs_up_per_hour_and_workflow_stats_counts_the_same(conn):
+    runs = finished_runs(conn, 6)  # 4 completed, 2 failed
+    ended(conn, runs[:3], 3 * 3600, took=60)
+    ended(conn, runs[3:], 120, took=60)
+    conn.execute("update wf.rollup_marks set through = now() - interval '4 hours' where name = 'workflow_hours'")
+    before = stats(conn)
+    assert counted(before) == [(1, 6, 4, 2, 0, 0)]
+    assert before[0]["mean_duration"].total_seconds() == 60
+    assert abs(before[0]["p95_duration"].total_seconds() - 60) <= 0.025 * 60
+
+    rolled = [tick(conn)["rolled_up_run_minutes"] for _ in range(6)]
+    assert rolled[:4] == [60, 60, 60, 60] and rolled[-1] <= 1  # at most an hour a tick
+    hours = conn.execute("select sum(completed) as ok, sum(failed) as bad, count(*) as n "
+                         "from wf.workflow_hours").fetchone()
+    assert (hours["ok"], hours["bad"], hours["n"]) == (4, 2, 2)  # two hours: 3 h ago and 2 minutes ago
+    after = stats(conn)
+    keys = ("runs", "completed", "failed", "open", "completion_rate", "failure_rate", "mean_duration", "p95_duration")
+    assert {k: after[0][k] for k in keys} == {k: before[0][k] for k in keys}
+
+
+def test_workflow_stats_counts_the_last_days_ended_runs_and_the_open_ones(conn):
+    runs = finished_runs(conn, 3)  # completed, completed, failed
+    ended(conn, runs[:1], 26 * 3600)  # before the day
+    conn.execute("select wf.cancel(%s)", (enqueue(conn, "chain"),))
+    enqueue(conn, "chain")  # open
+    define(conn, chain(n=2))
+    enqueue(conn, "chain")  # open, version 2
+    assert counted(stats(conn)) == [(1, 4, 1, 1, 1, 1), (2, 1, 0, 0, 0, 1)]
+    row = stats(conn)[0]
+    assert (float(row["completion_rate"]), float(row["failure_rate"])) == (round(1 / 3, 4), round(1 / 3, 4))
+    conn.execute("update wf.rollup_marks set through = now() - interval '30 hours' where name = 'workflow_hours'")
+    conn.execute("update wf.events set at = at - interval '1 minute' where kind in " + RUN_ENDS
+                 + " and at > now() - interval '1 hour'")
+    for _ in range(26):
+        tick(conn)
+    assert counted(stats(conn)) == [(1, 4, 1, 1, 1, 1), (2, 1, 0, 0, 0, 1)]
+
+
+def test_a_run_retried_after_it_failed_counts_each_time_it_ends(conn):
+    runs = finished_runs(conn, 3)
+    conn.execute("select wf.retry(%s)", (runs[2],))
+    [again] = claim(conn, "echo")
+    complete(conn, again)
+    assert counted(stats(conn)) == [(1, 4, 3, 1, 0, 0)]
+
+
+def test_tick_keeps_two_days_of_workflow_hours(conn):
+    conn.execute("insert into wf.workflow_hours (hour, workflow, version, completed, failed, cancelled, "
+                 "completed_ms, durations) values "
+                 "(date_trunc('hour', now()) - interval '49 hours', 'chain', 1, 1, 0, 0, 5, '{}'), "
+                 "(date_trunc('hour', now()) - interval '47 hours', 'chain', 1, 1, 0, 0, 5, '{}')")
+    conn.execute("update wf.rollup_marks set through = now() - interval '5 minutes' where name = 'workflow_hours'")
+    tick(conn)
+    left = conn.execute("select now() - hour < interval '48 hours' as kept from wf.workflow_hours").fetchall()
+    assert [r["kept"] for r in left] == [True]
+
+
+def test_migration_0021_backfills_the_runs_that_ended_in_the_last_day(conn):
+    runs = finished_runs(conn, 6)
+    ended(conn, runs[:2], 2 * 3600, took=30)
+    ended(conn, runs[2:4], 30 * 3600)  # before the day: left out
+    conn.execute("drop view wf.workflow_stats")
+    conn.execute("drop table wf.workflow_hours")
+    conn.execute("delete from wf.rollup_marks where name = 'workflow_hours'")
+    conn.execute((REPO / "sql/migrations/0021_workflow_hours.sql").read_text())
+    rows = conn.execute("select completed, failed, completed_ms, durations from wf.workflow_hours "
+                        "order by hour").fetchall()
+    # runs 0, 1 completed 2 h ago (30 s each); runs 4 (completed) and 5 (failed) just now
+    assert [(r["completed"], r["failed"]) for r in rows] == [(2, 0), (1, 1)]
+    assert float(rows[0]["completed_ms"]) == 60_000
+    bucket = conn.execute("select wf.duration_bucket(30000) as b").fetchone()["b"]
+    assert rows[0]["durations"] == {str(bucket): 2}
+
+
 # ---- in flight and dead, from the queues ----------------------------------------------------------
 
 
@@ -163,6 +263,65 @@ def test_stage_health_counts_only_running_calls_in_flight(conn):
     assert health(conn)["in_flight"] == 1
     make_visible(conn, "echo")  # the third's lease is gone: visible again, not in flight
     assert health(conn)["in_flight"] == 0
+
+
+def in_flight_messages(conn, stage: str = "echo") -> list[dict]:
+    """The stage's messages that wf.queue_counts takes for calls in flight: read, not due again."""
+    now = conn.execute("select now() as t").fetchone()["t"]
+    return [m for m in messages(conn, stage) if m["read_ct"] > 0 and m["vt"] > now]
+
+
+def test_a_retry_waits_for_a_new_unread_message_and_the_read_one_is_archived(conn):
+    define(conn, chain(n=1, max_retries=3))
+    run_id = enqueue(conn, "chain")
+    [task] = claim(conn, "echo")
+    read_msg = step_row(conn, run_id, "s1")["msg_id"]
+    fail(conn, task, "503", http_status=503)
+    [waiting] = messages(conn, "echo")
+    assert waiting["msg_id"] != read_msg and waiting["read_ct"] == 0
+    assert step_row(conn, run_id, "s1")["msg_id"] == waiting["msg_id"]
+    assert [a["msg_id"] for a in archived(conn, "echo")] == [read_msg]
+    assert in_flight_messages(conn) == [] and health(conn)["in_flight"] == 0
+    make_visible(conn, "echo")
+    [again] = claim(conn, "echo")
+    assert again["attempt"] == 2 and complete(conn, again)
+
+
+def test_a_deferred_step_is_not_a_call_in_flight(conn):
+    define(conn, {"name": "later", "steps": [
+        {"name": "remind", "function": "echo", "action": "go", "not_before": "{{ at }}"}]})
+    run_id = enqueue(conn, "later", {"at": "2099-01-01T00:00:00Z"})
+    [task] = claim(conn, "echo")
+    assert conn.execute("select wf.defer(%s, %s, %s, now() + interval '1 hour') as ok",
+                        (task["run_id"], task["step"], task["attempt"])).fetchone()["ok"]
+    [waiting] = messages(conn, "echo")
+    assert waiting["read_ct"] == 0 and step_row(conn, run_id, "remind")["msg_id"] == waiting["msg_id"]
+    assert health(conn)["in_flight"] == 0
+
+
+def test_a_wait_with_a_timeout_is_not_a_call_in_flight_and_its_timer_still_fires(conn):
+    define(conn, {"name": "approval", "steps": [
+        {"name": "approve", "wait_for": {"signal": "approved", "timeout_seconds": 600}},
+        {"name": "after", "function": "echo", "action": "go", "depends_on": ["approve"]}]})
+    run_id = enqueue(conn, "approval")
+    assert claim(conn, "_wf") == []
+    [timer] = messages(conn, "_wf")
+    assert timer["read_ct"] == 0 and step_row(conn, run_id, "approve")["msg_id"] == timer["msg_id"]
+    assert health(conn, "_wf")["in_flight"] == 0
+    conn.execute("update wf.steps set wake_at = now() - interval '1 second' where run_id = %s", (run_id,))
+    make_visible(conn, "_wf")
+    assert claim(conn, "_wf") == []
+    assert step_row(conn, run_id, "approve")["status"] == "dead"
+    assert messages(conn, "_wf") == []
+
+
+def test_stage_health_depth_and_in_flight_count_every_priority_band(conn):
+    define(conn, chain(n=1))
+    for priority in (10, 0, -10, 10):
+        conn.execute("select wf.enqueue('chain', '{}'::jsonb, priority => %s)", (priority,))
+    claim(conn, "echo", 2)
+    row = health(conn)
+    assert (row["depth"], row["in_flight"]) == (4, 2)
 
 
 def test_stage_health_dead_letters_drop_when_the_run_is_retried(conn):

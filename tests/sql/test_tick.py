@@ -15,6 +15,7 @@ from wfsql import (
     enqueue,
     event_kinds,
     events,
+    make_visible,
     messages,
     run_status,
     step_row,
@@ -26,7 +27,9 @@ def test_tick_dead_letters_a_running_step_whose_lease_expired_with_no_attempts_l
     define(conn, chain(max_retries=0))
     run_id = enqueue(conn, "chain")
     claim(conn, "echo")
+    # simulate time: the lease is over, so the message is due again (its vt is the lease's end)
     conn.execute("update wf.steps set lease_until = now() - interval '1 second' where run_id = %s", (run_id,))
+    make_visible(conn, "echo")
     assert conn.execute("select wf.tick() as r").fetchone()["r"]["dead_lettered"] == 1
     assert step_statuses(conn, run_id) == {"s1": "dead", "s2": "cancelled", "s3": "cancelled"}
     assert run_status(conn, run_id) == "failed"
@@ -40,6 +43,7 @@ def test_tick_leaves_a_running_step_with_attempts_left_for_the_claim(conn):
     run_id = enqueue(conn, "chain")
     claim(conn, "echo")
     conn.execute("update wf.steps set lease_until = now() - interval '1 second' where run_id = %s", (run_id,))
+    make_visible(conn, "echo")
     assert conn.execute("select wf.tick() as r").fetchone()["r"]["dead_lettered"] == 0
     assert step_row(conn, run_id, "s1")["status"] == "running"
 
