@@ -61,11 +61,12 @@ RUNS_OVERVIEW = "select * from wf.runs_overview limit $1"
 
 # one page of run ids, newest first: status $1, workflow $2, created in [$3, $4), correlation id $5,
 # older than the cursor ($6 created_at, $7 run id); the newest $9 runs so filtered are scanned and
-# those whose input (as text) matches the ilike pattern $10 kept, at most $8 of them. Each row also
+# those whose input (as text, lower case) contains $10 (lower case) kept, at most $8 of them. Each row also
 # says how many runs were scanned and which was the oldest (where a search continues).
 RUN_PAGE = """
 with scan as (
-  select r.run_id, r.created_at, r.input from wf.run_inputs r
+  select r.run_id, r.created_at, ($10::text is null or strpos(lower(r.input::text), $10) > 0) as hit
+  from wf.run_inputs r
   where ($1::text is null or r.status = $1) and ($2::text is null or r.workflow = $2)
     and ($3::timestamptz is null or r.created_at >= $3) and ($4::timestamptz is null or r.created_at < $4)
     and ($5::text is null or r.correlation_id = $5)
@@ -74,7 +75,7 @@ with scan as (
   limit $9
 ), hits as (
   select s.run_id, s.created_at from scan s
-  where $10::text is null or s.input::text ilike $10
+  where s.hit
   order by s.created_at desc, s.run_id desc
   limit $8
 ), edge as (

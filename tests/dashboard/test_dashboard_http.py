@@ -94,7 +94,9 @@ async def test_search_finds_a_text_in_the_input(conn, dashboard):
     enqueue(conn, "one", {"email": "bob@example.com"})
     client = await dashboard()
     assert _run_ids(await _get(client, "/runs?q=ada@example")) == [hit]
+    assert _run_ids(await _get(client, "/runs?q=ADA@EXAMPLE")) == [hit]  # either case
     assert _run_ids(await _get(client, "/runs?q=50%25_off")) == []  # % and _ are text, not patterns
+    assert _run_ids(await _get(client, "/runs?q=b_b")) == []
 
 
 async def test_a_huge_search_is_cut_not_an_error(conn, dashboard):
