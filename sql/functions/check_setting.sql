@@ -18,6 +18,7 @@ declare
 begin
   case new.key
     when 'retention_days' then v_min := 0.0001; v_max := 3650; v_whole := false;  -- a fraction: minutes (soak tests)
+    when 'retention_budget_ms' then v_min := 10; v_max := 60000;
     when 'stuck_after_seconds' then v_min := 1; v_max := 604800;
     when 'max_input_bytes', 'max_output_bytes' then v_min := 1; v_max := 104857600;
     when 'alert_queue_depth' then v_min := 1; v_max := 1000000000;

@@ -1,5 +1,5 @@
--- wf.roll_up_stage_minutes: wf.tick's roll-up of the attempts' outcomes (wf.events of kind
--- succeeded, retrying, failed, dead) into wf.stage_minutes, per stage and minute, from where
+-- wf.roll_up_stage_minutes: wf.tick's roll-up of the attempts' outcomes (wf.recent_outcomes:
+-- wf.events of kind succeeded, retrying, failed, dead) into wf.stage_minutes, per stage and minute, from where
 -- the last one stopped (wf.rollup_marks) up to ten seconds ago (an answer's event is written
 -- at most that long before its transaction commits; the current minute's row grows with each
 -- tick), at most ten minutes per call so that a tick stays short after a pause. One roll-up at
@@ -31,17 +31,12 @@ begin
   select o.stage, o.minute, sum(o.succeeded)::int, sum(o.failed)::int,
          coalesce(jsonb_object_agg(o.bucket, o.calls) filter (where o.bucket is not null), '{}')
   from (
-    select coalesce(e.stage, s.function) as stage, date_trunc('minute', e.at) as minute,
-           wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket,
-           count(*) filter (where e.kind = 'succeeded') as succeeded,
-           count(*) filter (where e.kind <> 'succeeded') as failed,
+    select r.stage, date_trunc('minute', r.at) as minute, r.bucket,
+           count(*) filter (where r.ok) as succeeded,
+           count(*) filter (where not r.ok) as failed,
            count(*) as calls
-    from wf.events e
-    -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
-    left join lateral (select s.function from wf.steps s
-                       where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-    where e.at >= v_from and e.at < v_to
-      and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+    from wf.recent_outcomes(v_from) r
+    where r.at < v_to
     group by 1, 2, 3
   ) o
   group by o.stage, o.minute

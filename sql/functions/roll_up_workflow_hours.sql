@@ -32,7 +32,7 @@ begin
          coalesce(sum(o.ms), 0),
          coalesce(jsonb_object_agg(o.bucket, o.completed) filter (where o.bucket is not null), '{}')
   from (
-    select date_trunc('hour', e.at) as hour, e.workflow, e.version, wf.duration_bucket(e.ms) as bucket,
+    select date_trunc('hour', e.at) as hour, e.workflow, e.version, e.bucket,
            count(*) filter (where e.outcome = 'completed') as completed,
            count(*) filter (where e.outcome = 'failed') as failed,
            count(*) filter (where e.outcome = 'cancelled') as cancelled,

@@ -101,7 +101,7 @@ begin
 
   v_rolled := wf.roll_up_stage_minutes();
   v_rolled_runs := wf.roll_up_workflow_hours();
-  v_retention := wf.apply_retention();
+  v_retention := wf.apply_retention(make_interval(secs => (wf.setting('retention_budget_ms'))::numeric / 1000));
 
   -- guard: one sample per 30 seconds, however many workers tick (depth: every priority band)
   v_sampled_at := clock_timestamp();

@@ -9,7 +9,7 @@ create or replace view wf.workflow_stats as
 with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'workflow_hours'), '-infinity') as through
 ), recent as (
-  select e.workflow, e.version, e.outcome, e.ms from wf.recent_run_ends((select mark.through from mark)) e
+  select e.workflow, e.version, e.outcome, e.ms, e.bucket from wf.recent_run_ends((select mark.through from mark)) e
 ), ended as (
   select h.workflow, h.version, h.completed::bigint as completed, h.failed::bigint as failed,
          h.cancelled::bigint as cancelled, h.completed_ms
@@ -37,9 +37,9 @@ with mark as (
       cross join lateral jsonb_each_text(h.durations) x
       where h.hour >= date_trunc('hour', now() - interval '1 day')
       union all
-      select e.workflow, e.version, wf.duration_bucket(e.ms)::text, count(*)
+      select e.workflow, e.version, e.bucket::text, count(*)
       from recent e
-      where e.ms is not null
+      where e.bucket is not null
       group by 1, 2, 3
     ) b
     group by b.workflow, b.version, b.bucket

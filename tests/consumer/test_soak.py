@@ -67,16 +67,26 @@ def segment(i: int, elapsed: float, rate: float, size: int) -> Segment:
                    {"runs": 0, "events": 0, "archived": 0}, {}, 10)
 
 
-def test_the_verdict_compares_the_last_third_with_the_end_of_the_first_window() -> None:
+def test_the_verdict_judges_the_steady_state_after_the_retention_windows() -> None:
     mb = 1 << 20
     flat = [segment(i, 10.0 * (i + 1), 1000 - i, mb * min(i + 1, 6)) for i in range(15)]
-    v = judge(flat, window_seconds=55, tolerance=0.25)
-    assert v.baseline == 5 and v.sizes_flat and v.max_growth == 1.0  # 6 MB from segment 6 on
+    v = judge(flat, window_seconds=30, tolerance=0.25)
+    assert v.baseline == 5 and v.sizes_flat and v.max_growth == 1.0  # the second window ends at 60 s
+    assert v.speed_from == 3  # the first window ends at 30 s (segment index 2)
     assert v.steps_within and 0.98 < v.steps_ratio < 1.0
 
     growing = [segment(i, 10.0 * (i + 1), 1000 - 30 * i, mb * (i + 1)) for i in range(15)]
-    v = judge(growing, window_seconds=55, tolerance=0.25)
+    v = judge(growing, window_seconds=30, tolerance=0.25)
     assert v.sizes_flat is False and v.max_growth == 15 / 6
     assert not v.steps_within
 
-    assert judge(flat[:3], window_seconds=55, tolerance=0.25).sizes_flat is None  # ended inside the window
+    assert judge(flat[:3], window_seconds=30, tolerance=0.25).sizes_flat is None  # ended inside the windows
+
+
+def test_the_speed_is_judged_after_retention_began_and_the_first_segments_are_shown() -> None:
+    # fast while nothing is deleted, then a steady 800 steps/s
+    rates = [1200, 1200, 1200, *[800] * 12]
+    segs = [segment(i, 10.0 * (i + 1), rate, 1 << 20) for i, rate in enumerate(rates)]
+    v = judge(segs, window_seconds=30, tolerance=0.25)
+    assert v.steps_within and v.steps_ratio == 1.0  # 800 against 800
+    assert v.steps_before == (1200 + 1200 + 800) / 3  # segments 2-4, shown beside it

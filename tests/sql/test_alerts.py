@@ -295,6 +295,7 @@ def test_an_alert_workflow_that_refuses_the_alert_is_reported_by_tick_not_raised
 
 OUT_OF_RANGE = [
     ("retention_days", 0), ("retention_days", -1), ("retention_days", 3651), ("retention_days", "30"),
+    ("retention_budget_ms", 9), ("retention_budget_ms", 60001), ("retention_budget_ms", 1.5),
     ("stuck_after_seconds", 0), ("stuck_after_seconds", 604801), ("stuck_after_seconds", -5),
     ("max_input_bytes", 0), ("max_input_bytes", 104857601),
     ("max_output_bytes", 0), ("max_output_bytes", 104857601),
@@ -335,7 +336,7 @@ def test_an_inserted_setting_out_of_range_is_refused_too(shared_conn):
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("retention_days", 14), ("retention_days", 0.01), ("stuck_after_seconds", 60),
+    ("retention_days", 14), ("retention_days", 0.01), ("retention_budget_ms", 2000), ("stuck_after_seconds", 60),
     ("max_input_bytes", 100), ("max_output_bytes", 100),
     ("alert_queue_depth", 5000), ("alert_failure_rate", 0.1), ("alert_failure_rate", 1), ("alert_failure_min_calls", 1),
     ("alert_call_ms", 30000), ("alert_dlq_growth", 0), ("alert_workflow", "alerts-to-slack"), ("alert_workflow", None),

@@ -142,6 +142,24 @@ def test_a_duration_percentile_is_within_two_and_a_half_percent(conn):
     assert abs(float(p95) - 950) <= 0.025 * 950
 
 
+def test_the_written_out_duration_buckets_agree_with_wf_duration_bucket(conn):
+    define(conn, chain(n=1))
+    runs = [enqueue(conn, "chain") for _ in range(7)]
+    for task in claim(conn, "echo", 7):
+        complete(conn, task)
+    durations = [0.4, 1, 3, 17.5, 120, 4321, 86_400_000]  # ms, sub-millisecond to a day
+    for run_id, ms in zip(runs, durations, strict=True):
+        conn.execute("update wf.events set detail = detail || jsonb_build_object('duration_ms', %s::numeric) "
+                     "where run_id = %s and kind = 'succeeded'", (ms, run_id))
+    got = sorted(r["bucket"] for r in conn.execute("select bucket from wf.recent_outcomes('-infinity')"))
+    expected = sorted(conn.execute("select wf.duration_bucket(%s::numeric) as b", (ms,)).fetchone()["b"]
+                      for ms in durations)
+    assert got == expected and len(set(got)) == len(durations)
+    ends = conn.execute("select ms, bucket, wf.duration_bucket(ms) as expected from wf.recent_run_ends('-infinity') "
+                        "where outcome = 'completed'").fetchall()
+    assert len(ends) == 7 and all(r["bucket"] == r["expected"] for r in ends)
+
+
 def test_tick_keeps_a_day_of_stage_minutes(conn):
     conn.execute("insert into wf.stage_minutes (stage, minute, succeeded, failed, durations) values "
                  "('echo', date_trunc('minute', now()) - interval '25 hours', 1, 0, '{}'), "
@@ -393,6 +411,22 @@ def test_retention_deletes_in_batches_until_none_are_left(conn):
                  "finished_at = now() - interval '40 days'")
     assert tick(conn)["deleted_runs"] == 1100
     assert conn.execute("select count(*) as n from wf.runs").fetchone()["n"] == 0
+
+
+def test_tick_spends_the_retention_budget_setting_on_deleting(conn):
+    runs = finished_runs(conn, 30)
+    back_date_runs(conn, runs, 40)
+    conn.execute(f'update pgmq."a_{queue_of(conn, "echo")}" set archived_at = now() - interval \'40 days\'')
+    # each run deleted takes 2 ms: the batch of 30 (60 ms) spends a 20 ms budget, so the
+    # archives wait for the next tick
+    conn.execute("create function pg_temp.slow() returns trigger language plpgsql as "
+                 "$$ begin perform pg_sleep(0.002); return old; end $$")
+    conn.execute("create trigger slow before delete on wf.runs for each row execute function pg_temp.slow()")
+    conn.execute("update wf.settings set value = '20' where key = 'retention_budget_ms'")
+    first = tick(conn)
+    assert (first["deleted_runs"], first["deleted_archived"]) == (30, 0)
+    conn.execute("update wf.settings set value = '5000' where key = 'retention_budget_ms'")
+    assert tick(conn)["deleted_archived"] == 30
 
 
 def test_retention_skips_a_run_another_transaction_holds(conn, db):

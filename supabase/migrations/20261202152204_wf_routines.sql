@@ -634,6 +634,7 @@ declare
 begin
   case new.key
     when 'retention_days' then v_min := 0.0001; v_max := 3650; v_whole := false;  -- a fraction: minutes (soak tests)
+    when 'retention_budget_ms' then v_min := 10; v_max := 60000;
     when 'stuck_after_seconds' then v_min := 1; v_max := 604800;
     when 'max_input_bytes', 'max_output_bytes' then v_min := 1; v_max := 104857600;
     when 'alert_queue_depth' then v_min := 1; v_max := 1000000000;
@@ -3284,8 +3285,9 @@ revoke all on function wf.raise_input_error(text) from public;
 
 -- sql/functions/recent_outcomes.sql
 -- wf.recent_outcomes: the attempts' outcomes (wf.events of kind succeeded, retrying, failed,
--- dead) since p_since and within the last hour — what wf.tick has not rolled up into
--- wf.stage_minutes yet, for wf.stage_health and wf.stage_series: each one's stage, time, whether
+-- dead) since p_since and within the last hour (from its first minute) — what wf.tick has not
+-- rolled up into wf.stage_minutes yet (wf.roll_up_stage_minutes rolls up what this returns), for
+-- wf.stage_health and wf.stage_series: each one's stage, time, whether
 -- it succeeded, and its duration's histogram bucket. A function so that the query is planned for
 -- the real p_since (seconds ago, found by BRIN events_at), not for "the last hour" a view's
 -- planner would assume, which costs a just-in-time compilation longer than the query.
@@ -3302,12 +3304,17 @@ as $$
 begin
   return query
   select coalesce(e.stage, s.function), e.at, e.kind = 'succeeded',
-         wf.duration_bucket((e.detail ->> 'duration_ms')::numeric)
+         -- wf.duration_bucket, written out in float8: a function with its own search_path is
+         -- never inlined (a configuration save and restore per call) and numeric's ln is slow;
+         -- this runs once per answer (tests/sql/test_operations.py checks that both agree)
+         case when d.ms is null then null when d.ms < 1 then 0
+              else floor(ln(d.ms) / ln(1.05::float8))::int + 1 end
   from wf.events e
+  cross join lateral (select (e.detail ->> 'duration_ms')::float8 as ms) d
   -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
   left join lateral (select s.function from wf.steps s
                      where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-  where e.at >= greatest(p_since, now() - interval '1 hour')
+  where e.at >= greatest(p_since, date_trunc('minute', now() - interval '1 hour'))
     and e.kind in ('succeeded', 'retrying', 'failed', 'dead');
 end;
 $$;
@@ -3319,12 +3326,12 @@ grant execute on function wf.recent_outcomes(timestamptz) to wf_reader, wf_admin
 -- wf.recent_run_ends: the runs that ended (wf.events of kind run_completed, run_failed,
 -- run_cancelled) since p_since and within the last day (from its first hour) — what wf.tick has not rolled up into
 -- wf.workflow_hours yet, for wf.workflow_stats: each one's workflow, version, time, outcome, and for
--- a completed run its duration (created to ended, ms). A run that failed with compensations
--- counts once, at run_failed (its later run_compensated or run_compensation_failed ends the
+-- a completed run its duration (created to ended, ms) and its wf.duration_bucket. A run that
+-- failed with compensations counts once, at run_failed (its later run_compensated or run_compensation_failed ends the
 -- same failure). A function so that the query is planned for the real p_since (seconds ago,
 -- BRIN events_at), as wf.recent_outcomes is. Security definer: readers have no access to wf.events.
 create or replace function wf.recent_run_ends(p_since timestamptz)
-returns table (workflow text, version int, at timestamptz, outcome text, ms numeric)
+returns table (workflow text, version int, at timestamptz, outcome text, ms numeric, bucket int)
 language plpgsql
 stable
 security definer
@@ -3336,9 +3343,14 @@ begin
   return query
   select r.workflow, r.version, e.at,
          case e.kind when 'run_completed' then 'completed' when 'run_failed' then 'failed' else 'cancelled' end,
-         case when e.kind = 'run_completed' then (extract(epoch from e.at - r.created_at) * 1000)::numeric end
+         d.ms::numeric,
+         -- wf.duration_bucket, written out in float8 (see wf.recent_outcomes)
+         case when d.ms is null then null when d.ms < 1 then 0
+              else floor(ln(d.ms) / ln(1.05::float8))::int + 1 end
   from wf.events e
   cross join lateral (select r.workflow, r.version, r.created_at from wf.runs r where r.id = e.run_id limit 1) r
+  cross join lateral (select case when e.kind = 'run_completed'
+                                  then extract(epoch from e.at - r.created_at)::float8 * 1000 end as ms) d
   where e.at >= greatest(p_since, date_trunc('hour', now() - interval '1 day'))
     and e.kind in ('run_completed', 'run_failed', 'run_cancelled');
 end;
@@ -3605,8 +3617,8 @@ revoke all on function wf.retry(uuid) from public;
 grant execute on function wf.retry(uuid) to wf_admin;
 
 -- sql/functions/roll_up_stage_minutes.sql
--- wf.roll_up_stage_minutes: wf.tick's roll-up of the attempts' outcomes (wf.events of kind
--- succeeded, retrying, failed, dead) into wf.stage_minutes, per stage and minute, from where
+-- wf.roll_up_stage_minutes: wf.tick's roll-up of the attempts' outcomes (wf.recent_outcomes:
+-- wf.events of kind succeeded, retrying, failed, dead) into wf.stage_minutes, per stage and minute, from where
 -- the last one stopped (wf.rollup_marks) up to ten seconds ago (an answer's event is written
 -- at most that long before its transaction commits; the current minute's row grows with each
 -- tick), at most ten minutes per call so that a tick stays short after a pause. One roll-up at
@@ -3638,17 +3650,12 @@ begin
   select o.stage, o.minute, sum(o.succeeded)::int, sum(o.failed)::int,
          coalesce(jsonb_object_agg(o.bucket, o.calls) filter (where o.bucket is not null), '{}')
   from (
-    select coalesce(e.stage, s.function) as stage, date_trunc('minute', e.at) as minute,
-           wf.duration_bucket((e.detail ->> 'duration_ms')::numeric) as bucket,
-           count(*) filter (where e.kind = 'succeeded') as succeeded,
-           count(*) filter (where e.kind <> 'succeeded') as failed,
+    select r.stage, date_trunc('minute', r.at) as minute, r.bucket,
+           count(*) filter (where r.ok) as succeeded,
+           count(*) filter (where not r.ok) as failed,
            count(*) as calls
-    from wf.events e
-    -- the stage: the event's own, or (an outcome written before wf 0019) its step's, by key
-    left join lateral (select s.function from wf.steps s
-                       where e.stage is null and s.run_id = e.run_id and s.name = e.step limit 1) s on true
-    where e.at >= v_from and e.at < v_to
-      and e.kind in ('succeeded', 'retrying', 'failed', 'dead')
+    from wf.recent_outcomes(v_from) r
+    where r.at < v_to
     group by 1, 2, 3
   ) o
   group by o.stage, o.minute
@@ -3704,7 +3711,7 @@ begin
          coalesce(sum(o.ms), 0),
          coalesce(jsonb_object_agg(o.bucket, o.completed) filter (where o.bucket is not null), '{}')
   from (
-    select date_trunc('hour', e.at) as hour, e.workflow, e.version, wf.duration_bucket(e.ms) as bucket,
+    select date_trunc('hour', e.at) as hour, e.workflow, e.version, e.bucket,
            count(*) filter (where e.outcome = 'completed') as completed,
            count(*) filter (where e.outcome = 'failed') as failed,
            count(*) filter (where e.outcome = 'cancelled') as cancelled,
@@ -4526,7 +4533,7 @@ begin
 
   v_rolled := wf.roll_up_stage_minutes();
   v_rolled_runs := wf.roll_up_workflow_hours();
-  v_retention := wf.apply_retention();
+  v_retention := wf.apply_retention(make_interval(secs => (wf.setting('retention_budget_ms'))::numeric / 1000));
 
   -- guard: one sample per 30 seconds, however many workers tick (depth: every priority band)
   v_sampled_at := clock_timestamp();
@@ -5344,7 +5351,7 @@ create or replace view wf.workflow_stats as
 with mark as (
   select coalesce((select m.through from wf.rollup_marks m where m.name = 'workflow_hours'), '-infinity') as through
 ), recent as (
-  select e.workflow, e.version, e.outcome, e.ms from wf.recent_run_ends((select mark.through from mark)) e
+  select e.workflow, e.version, e.outcome, e.ms, e.bucket from wf.recent_run_ends((select mark.through from mark)) e
 ), ended as (
   select h.workflow, h.version, h.completed::bigint as completed, h.failed::bigint as failed,
          h.cancelled::bigint as cancelled, h.completed_ms
@@ -5372,9 +5379,9 @@ with mark as (
       cross join lateral jsonb_each_text(h.durations) x
       where h.hour >= date_trunc('hour', now() - interval '1 day')
       union all
-      select e.workflow, e.version, wf.duration_bucket(e.ms)::text, count(*)
+      select e.workflow, e.version, e.bucket::text, count(*)
       from recent e
-      where e.ms is not null
+      where e.bucket is not null
       group by 1, 2, 3
     ) b
     group by b.workflow, b.version, b.bucket
@@ -5538,7 +5545,7 @@ insert into wf.migrations (version, name, checksum) values
   (18, '0018_dashboard.sql', '9f890c52b21499a7d641a9599f28950231684b2724e4d78bcf7e8e577fb8eddd'),
   (19, '0019_operations.sql', 'b4ccacb7e6a6e3aaa0d0a0f538680c18fe7cc4f96864716812801f0451e78d3b'),
   (20, '0020_alerts.sql', '1f16c5abec1a6ac1231e85f53784e96db3bfafef4e71f98966d006bc1b90c68d'),
-  (21, '0021_workflow_hours.sql', '41d3481b2c0b6e3c7e874d214f4c244658bf82a9bee39c6a97fa1d4547c536ce')
+  (21, '0021_workflow_hours.sql', '20390ca6286dad0ba3ac4fbea042380c8e4d1b3e57dc6316c135bb48016366fa')
 on conflict (version) do nothing;
 insert into wf.routines (path, kind, checksum) values
   ('functions/activate.sql', 'function', '63afb41a756833c8a0ff83212a9a0fcb9f51b17eb924acd9a5c1be5226f6cad6'),
@@ -5554,7 +5561,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/check_key_path.sql', 'function', '1ebd3d1c1f67057ca2d2af41b7b1dd711dac7696f5da20ff6ac084e8c4c5491f'),
   ('functions/check_output_template.sql', 'function', 'b4ec842b6a76442d7dedbe7ddc2f0de59eb517426ba381dabe68cd71e7aabeba'),
   ('functions/check_schema.sql', 'function', '1b1c1551a91589293f6f04d005ac7ef14a178450fca93cf21d4443f8c17ff539'),
-  ('functions/check_setting.sql', 'function', 'd832c7519c9765ba2f483cce40c69bf2df0f4d2558170e6c4a416683eb36a010'),
+  ('functions/check_setting.sql', 'function', '54afa2387bd7035886ee357a15600cec37cc723458dbdd2d14df05c3995e8d27'),
   ('functions/claim.sql', 'function', '44505ee56780394a72a211b54aec33b9d1c0a030af472839e02acc48569bc737'),
   ('functions/close_if_done.sql', 'function', '7578ded52a2c15aeecb4992ac6eb4533a4fd09429c490b993f38a317b4dd4448'),
   ('functions/compensate_progress.sql', 'function', '0afa50d5fe044359cee5ff0a7efe4a4c038dd7d4d0b6b97ada813a453342fd3c'),
@@ -5600,16 +5607,16 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/queue_name.sql', 'function', '5c7d449fef3f074db10f776cd7549bff8ac2c4b74cf1841a9cfb9c2ca15aeeeb'),
   ('functions/raise_alerts.sql', 'function', '5986212a10ae07c64c009aac4833075a5dc8eff902340d0df2d69fcd68339a2e'),
   ('functions/raise_input_error.sql', 'function', '458ba6f6cb49314072a126271466754cfd8fedb7da630c5a3cd6f651aab4d5be'),
-  ('functions/recent_outcomes.sql', 'function', 'b9f10cb05dd92bc057b03231b8b8083e75c5285d5b45969b06cc8a30fdd6a933'),
-  ('functions/recent_run_ends.sql', 'function', 'ddfb9dde97c35cd3ba8166e1692d90204973bd97d1902faadecc43f108416772'),
+  ('functions/recent_outcomes.sql', 'function', '5cfebc8723554c2b511f4291da85ead342eab7199fabdc0bea4f0f1f41b0e338'),
+  ('functions/recent_run_ends.sql', 'function', '72a893eb5241ab7873e82e5efd795240c0969cee2e58403a9f34f6ea66db7a3f'),
   ('functions/release_key.sql', 'function', '18e0ff209116927f483da2b0b8a0b0c6a6bc2735f736b36836068efc1abb4b89'),
   ('functions/render_paths.sql', 'function', '562d7a6a3a907c57069b299dffa97164f0ad918274e77bb4023feb1547c71f40'),
   ('functions/require_pg_cron.sql', 'function', 'c62ee83bc24f03e4ccb3d6ccd058e59bca60f1b3cf338fb529363f339fe3c52e'),
   ('functions/resume.sql', 'function', '200dc7d7e8d41e2401477d03a092abb5815d24fde39f00cd9889c9032ca0990a'),
   ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
   ('functions/retry.sql', 'function', 'a0730a4c14ae97deac1de0db0dacfc25de0dba875900008cdad4a10b424f97c5'),
-  ('functions/roll_up_stage_minutes.sql', 'function', '1a87241d5da7e5e0c06ebf27facb7cc642cfbeb37bfbe1b6c43150fa595c9c0c'),
-  ('functions/roll_up_workflow_hours.sql', 'function', '5570555bf568a8805314f3cc5c65b38edb0b2349f36b2cb3ed790e18e26c2f6b'),
+  ('functions/roll_up_stage_minutes.sql', 'function', 'cfbf884a86ecc1d1048e7d16a3508370145cf94882cddffbe49ac968e4e822a3'),
+  ('functions/roll_up_workflow_hours.sql', 'function', '2ba31a45fe6a2224dfe8300e6a6c6e276d75bdee0f2597fa1c020c1f5df714d2'),
   ('functions/run_ended.sql', 'function', '0f0294013f118da94fe2b959bd5fb4df6926e18fa12260eebf2e9ffde2a66fd1'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
@@ -5626,7 +5633,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/start_wait.sql', 'function', '9f9db4a21348af0824df85fb7cbf5db103a56227678ba2e8a65aace782f68ccd'),
   ('functions/step_queue.sql', 'function', 'f0280c3f1833631ae656bcf7a055aca026291dab625a0034250d635a9935ab29'),
   ('functions/template_vars.sql', 'function', 'e122d7c77a1ed76938bb323d618f552720652477ad52e42a7e4cfe7499b5a3d0'),
-  ('functions/tick.sql', 'function', '68c7d62cf6ab61def9041d6e3a2cefa540f10087f7a3cb6ee4e07573989ec5ee'),
+  ('functions/tick.sql', 'function', '6cc828c45606738a67e9ad451e35c6373ec75751dc9b3b6eb76b2795a9ee6f7a'),
   ('functions/tick_scheduled.sql', 'function', '6ef9278293a3eafca715701a18870affdc645a45cc580b6779e57e80bd7ef82d'),
   ('functions/unqueue_steps.sql', 'function', 'a4de5e225a2661a9cb921922cfa0c1bcd4392378329e2cc7a51874193e3fcc46'),
   ('functions/unschedule.sql', 'function', 'ff2b6ac82b604a28d4886c53b191ac5080f7ede4689a7dc258aeb733f50e219b'),
@@ -5645,7 +5652,7 @@ insert into wf.routines (path, kind, checksum) values
   ('views/runs_overview.sql', 'view', 'b78132f4db66de132a2107abcea76de9b7043e476f818853752c8d80550901f1'),
   ('views/stage_series.sql', 'view', 'b940535df5bc273d2f4a82979401bb1091d80275ea9532155d007845e3fbd0e8'),
   ('views/step_timeline.sql', 'view', '3ebc55f036775aadf15a81a505f232cc6199d38670b8b864ec8f232497aabc31'),
-  ('views/workflow_stats.sql', 'view', 'b78c93d6addd72e505fe50f4f58e1434bc80787eee8c21e856e5e06183800ec3'),
+  ('views/workflow_stats.sql', 'view', '89dc81ceddf4ac8a741b08edbfcbaa74827e32b4be00da09f80bcb3d787d0e88'),
   ('views/workflow_versions.sql', 'view', '3a8f6530bad57f27b203d4c8f188fb8faf98f3072d47366409c0141dafa17048')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
 delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/apply_retention.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/check_setting.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/dead_letter_counts.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/duration_bucket.sql', 'functions/duration_percentile.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/ensure_queues.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/grant_service_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_changes.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_counts.sql', 'functions/queue_messages.sql', 'functions/queue_name.sql', 'functions/raise_alerts.sql', 'functions/raise_input_error.sql', 'functions/recent_outcomes.sql', 'functions/recent_run_ends.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/roll_up_stage_minutes.sql', 'functions/roll_up_workflow_hours.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_queues.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/stage_health.sql', 'views/stuck.sql', 'views/alerts.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/run_inputs.sql', 'views/run_steps.sql', 'views/runs_overview.sql', 'views/stage_series.sql', 'views/step_timeline.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
