@@ -43,11 +43,7 @@ begin
   on conflict (minute, stage) do update
   set succeeded = wf.stage_minutes.succeeded + excluded.succeeded,
       failed = wf.stage_minutes.failed + excluded.failed,
-      durations = (select coalesce(jsonb_object_agg(b.key, b.n), '{}')
-                   from (select x.key, sum(x.value::bigint) as n
-                         from (select * from jsonb_each_text(wf.stage_minutes.durations)
-                               union all select * from jsonb_each_text(excluded.durations)) x
-                         group by x.key) b);
+      durations = wf.merge_histograms(wf.stage_minutes.durations, excluded.durations);
 
   update wf.rollup_marks m set through = v_to where m.name = 'stage_minutes';
   delete from wf.stage_minutes sm where sm.minute < v_to - interval '1 day';

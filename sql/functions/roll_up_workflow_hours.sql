@@ -47,11 +47,7 @@ begin
       failed = wf.workflow_hours.failed + excluded.failed,
       cancelled = wf.workflow_hours.cancelled + excluded.cancelled,
       completed_ms = wf.workflow_hours.completed_ms + excluded.completed_ms,
-      durations = (select coalesce(jsonb_object_agg(b.key, b.n), '{}')
-                   from (select x.key, sum(x.value::bigint) as n
-                         from (select * from jsonb_each_text(wf.workflow_hours.durations)
-                               union all select * from jsonb_each_text(excluded.durations)) x
-                         group by x.key) b);
+      durations = wf.merge_histograms(wf.workflow_hours.durations, excluded.durations);
 
   update wf.rollup_marks m set through = v_to where m.name = 'workflow_hours';
   delete from wf.workflow_hours h where h.hour < v_to - interval '2 days';

@@ -160,6 +160,22 @@ def test_the_written_out_duration_buckets_agree_with_wf_duration_bucket(conn):
     assert len(ends) == 7 and all(r["bucket"] == r["expected"] for r in ends)
 
 
+def test_a_minute_rolled_up_twice_adds_its_counts_and_histograms(conn):
+    runs = finished_runs(conn, 3)  # 2 succeeded, 1 dead
+    outcomes(conn, 150, {r: 100 for r in runs})
+    minute = conn.execute("select date_trunc('minute', now() - interval '150 seconds') as m").fetchone()["m"]
+    one_ms = conn.execute("select wf.duration_bucket(1) as b").fetchone()["b"]
+    conn.execute("insert into wf.stage_minutes (stage, minute, succeeded, failed, durations) "
+                 "values ('echo', %s, 1, 0, jsonb_build_object(%s::text, 1))", (minute, one_ms))
+    conn.execute("update wf.rollup_marks set through = %s where name = 'stage_minutes'", (minute,))
+    tick(conn)
+    row = conn.execute("select succeeded, failed, durations from wf.stage_minutes where minute = %s",
+                       (minute,)).fetchone()
+    hundred = conn.execute("select wf.duration_bucket(100) as b").fetchone()["b"]
+    assert (row["succeeded"], row["failed"]) == (3, 1)
+    assert row["durations"] == {str(one_ms): 1, str(hundred): 3}
+
+
 def test_tick_keeps_a_day_of_stage_minutes(conn):
     conn.execute("insert into wf.stage_minutes (stage, minute, succeeded, failed, durations) values "
                  "('echo', date_trunc('minute', now()) - interval '25 hours', 1, 0, '{}'), "

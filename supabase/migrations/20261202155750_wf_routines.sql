@@ -2567,6 +2567,27 @@ $$;
 
 revoke all on function wf.matches_format(text, text) from public;
 
+-- sql/functions/merge_histograms.sql
+-- wf.merge_histograms: two duration histograms ({"<bucket>": count}, wf.duration_bucket's
+-- buckets) added bucket by bucket, for the roll-ups that add a tick's counts to a minute's or an
+-- hour's row already there (wf.roll_up_stage_minutes, wf.roll_up_workflow_hours).
+create or replace function wf.merge_histograms(p_a jsonb, p_b jsonb)
+returns jsonb
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select coalesce(jsonb_object_agg(b.key, b.n), '{}')
+  from (select x.key, sum(x.value::bigint) as n
+        from (select * from jsonb_each_text(coalesce(p_a, '{}'))
+              union all select * from jsonb_each_text(coalesce(p_b, '{}'))) x
+        group by x.key) b
+$$;
+
+revoke all on function wf.merge_histograms(jsonb, jsonb) from public;
+grant execute on function wf.merge_histograms(jsonb, jsonb) to wf_reader, wf_admin;
+
 -- sql/functions/normalize_compensation.sql
 -- wf.normalize_compensation: a step's `compensate` as a definition row of its own, named
 -- `<step>:compensate`: a function call (function, action, payload_template) or a sql step (sql,
@@ -3662,11 +3683,7 @@ begin
   on conflict (minute, stage) do update
   set succeeded = wf.stage_minutes.succeeded + excluded.succeeded,
       failed = wf.stage_minutes.failed + excluded.failed,
-      durations = (select coalesce(jsonb_object_agg(b.key, b.n), '{}')
-                   from (select x.key, sum(x.value::bigint) as n
-                         from (select * from jsonb_each_text(wf.stage_minutes.durations)
-                               union all select * from jsonb_each_text(excluded.durations)) x
-                         group by x.key) b);
+      durations = wf.merge_histograms(wf.stage_minutes.durations, excluded.durations);
 
   update wf.rollup_marks m set through = v_to where m.name = 'stage_minutes';
   delete from wf.stage_minutes sm where sm.minute < v_to - interval '1 day';
@@ -3726,11 +3743,7 @@ begin
       failed = wf.workflow_hours.failed + excluded.failed,
       cancelled = wf.workflow_hours.cancelled + excluded.cancelled,
       completed_ms = wf.workflow_hours.completed_ms + excluded.completed_ms,
-      durations = (select coalesce(jsonb_object_agg(b.key, b.n), '{}')
-                   from (select x.key, sum(x.value::bigint) as n
-                         from (select * from jsonb_each_text(wf.workflow_hours.durations)
-                               union all select * from jsonb_each_text(excluded.durations)) x
-                         group by x.key) b);
+      durations = wf.merge_histograms(wf.workflow_hours.durations, excluded.durations);
 
   update wf.rollup_marks m set through = v_to where m.name = 'workflow_hours';
   delete from wf.workflow_hours h where h.hour < v_to - interval '2 days';
@@ -5596,6 +5609,7 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/lock_run.sql', 'function', 'd2c60712a1b1d770f6869ed4f9eece4260d4310d12a8e702c920aa0f57dbdae3'),
   ('functions/map_progress.sql', 'function', '50d3e1cb2303d7bbf5bd5d10d8fc1c2695b98f02e884df9bb7de64e0d969933f'),
   ('functions/matches_format.sql', 'function', '3ae7bcba388d68a9528749a48f0820435213dd3d4cff1e111947e22e1989e7e6'),
+  ('functions/merge_histograms.sql', 'function', '2efb7bb0a4de814b1c73993509f683a2250f7d4cd7eb66262dca9757afd90d19'),
   ('functions/normalize_compensation.sql', 'function', '9e0080e8b9b3d128fde534ef2cac89821043439ab518a231ec5e94bc1cfed120'),
   ('functions/normalize_definition.sql', 'function', '82eb52e91d8bac5dededda2df5d833536e622b23722187b0e3d04cb92d8582a0'),
   ('functions/notify_changes.sql', 'function', '9a2feebbb0731f22ab2b57bdd679cecd56ee580fd7eca06820ae5618e7e50211'),
@@ -5615,8 +5629,8 @@ insert into wf.routines (path, kind, checksum) values
   ('functions/resume.sql', 'function', '200dc7d7e8d41e2401477d03a092abb5815d24fde39f00cd9889c9032ca0990a'),
   ('functions/resume_stage.sql', 'function', 'd8eec5895d4bf38ed10c57aba1993975c8f2560d717297b8a15fe6e78bd687b9'),
   ('functions/retry.sql', 'function', 'a0730a4c14ae97deac1de0db0dacfc25de0dba875900008cdad4a10b424f97c5'),
-  ('functions/roll_up_stage_minutes.sql', 'function', 'cfbf884a86ecc1d1048e7d16a3508370145cf94882cddffbe49ac968e4e822a3'),
-  ('functions/roll_up_workflow_hours.sql', 'function', '2ba31a45fe6a2224dfe8300e6a6c6e276d75bdee0f2597fa1c020c1f5df714d2'),
+  ('functions/roll_up_stage_minutes.sql', 'function', '1c90ee64b76909fb1a70ecd7a067f2ce2f3be15afc8b260d2e6ad772a280b10d'),
+  ('functions/roll_up_workflow_hours.sql', 'function', '6fbed5d7f9127814d575bc8c48544e2816e25d4e07ef5be029cb60d4b3bd6394'),
   ('functions/run_ended.sql', 'function', '0f0294013f118da94fe2b959bd5fb4df6926e18fa12260eebf2e9ffde2a66fd1'),
   ('functions/run_output.sql', 'function', '6da689fea314434ed46c1234188f8c3a5e1a8b789309f63723cb93e12236247d'),
   ('functions/run_tree.sql', 'function', '35593405289cd24508cfb74ce7d324469855c09b8df764fb4243a4bef7c2f0da'),
@@ -5655,7 +5669,7 @@ insert into wf.routines (path, kind, checksum) values
   ('views/workflow_stats.sql', 'view', '89dc81ceddf4ac8a741b08edbfcbaa74827e32b4be00da09f80bcb3d787d0e88'),
   ('views/workflow_versions.sql', 'view', '3a8f6530bad57f27b203d4c8f188fb8faf98f3072d47366409c0141dafa17048')
 on conflict (path) do update set kind = excluded.kind, checksum = excluded.checksum, applied_at = now();
-delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/apply_retention.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/check_setting.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/dead_letter_counts.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/duration_bucket.sql', 'functions/duration_percentile.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/ensure_queues.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/grant_service_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_changes.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_counts.sql', 'functions/queue_messages.sql', 'functions/queue_name.sql', 'functions/raise_alerts.sql', 'functions/raise_input_error.sql', 'functions/recent_outcomes.sql', 'functions/recent_run_ends.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/roll_up_stage_minutes.sql', 'functions/roll_up_workflow_hours.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_queues.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/stage_health.sql', 'views/stuck.sql', 'views/alerts.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/run_inputs.sql', 'views/run_steps.sql', 'views/runs_overview.sql', 'views/stage_series.sql', 'views/step_timeline.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
+delete from wf.routines where path <> all (array['functions/activate.sql', 'functions/advance.sql', 'functions/advance_runs.sql', 'functions/allow_sql_step.sql', 'functions/apply_retention.sql', 'functions/auth_uid.sql', 'functions/backoff_delay.sql', 'functions/cancel.sql', 'functions/cancel_open_steps.sql', 'functions/check_backoff.sql', 'functions/check_key_path.sql', 'functions/check_output_template.sql', 'functions/check_schema.sql', 'functions/check_setting.sql', 'functions/claim.sql', 'functions/close_if_done.sql', 'functions/compensate_progress.sql', 'functions/complete.sql', 'functions/complete_batch.sql', 'functions/complete_sql.sql', 'functions/configure_stage.sql', 'functions/current_attempt.sql', 'functions/deactivate.sql', 'functions/dead_letter_counts.sql', 'functions/debounce_run.sql', 'functions/defer.sql', 'functions/define.sql', 'functions/disallow_sql_step.sql', 'functions/duration_bucket.sql', 'functions/duration_percentile.sql', 'functions/enqueue.sql', 'functions/enqueue_trigger.sql', 'functions/ensure_band.sql', 'functions/ensure_queues.sql', 'functions/expand_map.sql', 'functions/extend.sql', 'functions/fail.sql', 'functions/finish_child.sql', 'functions/finish_step.sql', 'functions/fire_schedule.sql', 'functions/grant_app_access.sql', 'functions/grant_service_access.sql', 'functions/hold_stage_room.sql', 'functions/int_field.sql', 'functions/kill_step.sql', 'functions/lock_run.sql', 'functions/map_progress.sql', 'functions/matches_format.sql', 'functions/merge_histograms.sql', 'functions/normalize_compensation.sql', 'functions/normalize_definition.sql', 'functions/notify_changes.sql', 'functions/path_keys.sql', 'functions/pause.sql', 'functions/pause_stage.sql', 'functions/queue_counts.sql', 'functions/queue_messages.sql', 'functions/queue_name.sql', 'functions/raise_alerts.sql', 'functions/raise_input_error.sql', 'functions/recent_outcomes.sql', 'functions/recent_run_ends.sql', 'functions/release_key.sql', 'functions/render_paths.sql', 'functions/require_pg_cron.sql', 'functions/resume.sql', 'functions/resume_stage.sql', 'functions/retry.sql', 'functions/roll_up_stage_minutes.sql', 'functions/roll_up_workflow_hours.sql', 'functions/run_ended.sql', 'functions/run_output.sql', 'functions/run_tree.sql', 'functions/schedule.sql', 'functions/schema_error.sql', 'functions/set_active.sql', 'functions/setting.sql', 'functions/signal.sql', 'functions/skip.sql', 'functions/stage_queues.sql', 'functions/stage_room.sql', 'functions/start_child.sql', 'functions/start_compensations.sql', 'functions/start_wait.sql', 'functions/step_queue.sql', 'functions/template_vars.sql', 'functions/tick.sql', 'functions/tick_scheduled.sql', 'functions/unqueue_steps.sql', 'functions/unschedule.sql', 'functions/uuid7.sql', 'functions/wait_timed_out.sql', 'functions/worker_stages.sql', 'views/stage_health.sql', 'views/stuck.sql', 'views/alerts.sql', 'views/dead_letters.sql', 'views/failures.sql', 'views/my_runs.sql', 'views/run_history.sql', 'views/run_inputs.sql', 'views/run_steps.sql', 'views/runs_overview.sql', 'views/stage_series.sql', 'views/step_timeline.sql', 'views/workflow_stats.sql', 'views/workflow_versions.sql']);
 
 -- the tick job, where pg_cron is enabled (`wf install` schedules the same one)
 do $$
